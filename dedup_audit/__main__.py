@@ -1,0 +1,3 @@
+from dedup_audit.cli import main
+
+main()

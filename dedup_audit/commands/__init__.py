@@ -1,0 +1,1 @@
+"""One module per CLI command; `dedup_audit.cli` imports them lazily."""

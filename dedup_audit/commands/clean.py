@@ -1,0 +1,75 @@
+"""`dedup-audit clean`: write a deduplicated copy and a record of every removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dedup_audit.cli import handle_errors
+from dedup_audit.commands.options import (
+    input_options,
+    load_input,
+    load_references,
+    scan_config_from,
+    scan_options,
+)
+
+
+def default_output(data: Path) -> Path:
+    """data.json -> data.clean.json (a folder: data -> data.clean)."""
+    return data.with_name(f"{data.stem}.clean{data.suffix}")
+
+
+@click.command()
+@input_options
+@scan_options
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Cleaned dataset, same format and file type (default: DATA.clean.EXT).")
+@click.option("--removed", "removed_path", type=click.Path(path_type=Path),
+              help="Record of removals (default: OUTPUT.removed.jsonl).")
+@click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.json/.md here.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@handle_errors
+def clean(output: Path | None, removed_path: Path | None, report_dir: Path | None, force: bool,
+          **kw: Any) -> None:
+    """Remove duplicates from DATA, keeping one record per cluster.
+
+    Writes the kept records in DATA's own format, file type, field and key order, and a JSONL
+    record of every removed sample: its id, why, the kept twin it matched, the cluster, view,
+    method and similarity, and the original row. Conflicting samples (same prompt, different
+    responses) are reported, not removed, unless --remove-conflicting. DATA is never modified.
+
+    \b
+    Examples:
+      dedup-audit clean data.json -o data.clean.json
+      dedup-audit clean data.jsonl --keep-by score:max --threshold 0.85
+      dedup-audit clean train.json --against test.jsonl --against-column prompt=question
+    """
+    from dedup_audit.errors import ConfigError
+    from dedup_audit.pipeline import clean as run_clean
+    from dedup_audit.scan_report import terminal_summary, build_report
+
+    config = scan_config_from(kw)
+    dataset = load_input(kw)
+    if output is None:
+        if kw["data"] is None:
+            raise ConfigError("with --dataset-info, give the cleaned file with -o/--output")
+        output = default_output(kw["data"])
+    result = run_clean(
+        dataset,
+        output,
+        config,
+        removed_path=removed_path,
+        report_dir=report_dir,
+        force=force,
+        references=load_references(kw),
+        progress=not kw["quiet"],
+    )
+    if not kw["quiet"]:
+        click.echo(terminal_summary(build_report(result.scan)), nl=False)
+    click.echo(
+        f"Kept {result.kept} of {result.kept + result.removed} rows -> {result.output}; "
+        f"removed {result.removed} -> {result.removed_path}"
+    )

@@ -1,0 +1,385 @@
+"""Per-sample losses: the schema both producers write and the report reads, plus its validation.
+
+Schema (one row per sample per measured epoch or checkpoint; JSONL, Parquet or CSV)::
+
+    {"key": "alpaca_en_demo.json:12",  # dataset record id ("<file name>:<row>" or --id-column)
+                                       #   OR the content hash dedup_audit.records.sample_key(sample)
+     "epoch": 2.0,                     # float; 0.0 = the base model before training
+     "step": 40,                       # int or null: global step of the checkpoint
+     "checkpoint": "checkpoint-40",    # str or null
+     "loss": 1.234,                    # mean token cross-entropy over the response tokens
+     "split": "train"}                 # optional: "train" (default) or "heldout"
+
+Instead of `loss` a row may carry `loss_sum` + `n_tokens` (loss = loss_sum / n_tokens), which lets a
+recorder add up token losses across micro-batches exactly. Extra fields are kept aside and ignored.
+
+Why keys can be either: `dedup-audit losses` scores the dataset file and knows row ids; a recorder
+inside LLaMA-Factory sees only tokenized, shuffled rows and can only hash their content. Exact
+duplicates share a content hash, so a hash key stands for every copy.
+
+Validation never drops data silently: non-finite losses, rows from a resumed run that repeat a
+(key, epoch), keys missing some epochs, and keys that do not join the dataset are each counted with
+a few examples in `LossTable.issues`, which the report shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dedup_audit.errors import InputError
+
+SPLITS = ("train", "heldout")
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class LossRow:
+    key: str
+    epoch: float
+    loss: float
+    step: int | None = None
+    checkpoint: str | None = None
+    split: str = "train"
+    n_tokens: int | None = None
+    line: int = 0  # 1-based line / row number in the source file, for messages
+
+
+@dataclass
+class Issue:
+    """One validation finding: what, how many, a few examples, and what the report did about it."""
+
+    kind: str
+    count: int
+    message: str
+    examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "message": self.message,
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class LossTable:
+    """Validated per-sample losses: one value per (split, key, epoch), last row wins."""
+
+    rows: list[LossRow]
+    path: str
+    issues: list[Issue] = field(default_factory=list)
+    raw_rows: int = 0
+
+    def epochs(self, split: str = "train") -> list[float]:
+        return sorted({r.epoch for r in self.rows if r.split == split})
+
+    def keys(self, split: str = "train") -> list[str]:
+        return sorted({r.key for r in self.rows if r.split == split})
+
+    def by_key(self, split: str = "train") -> dict[str, dict[float, float]]:
+        out: dict[str, dict[float, float]] = defaultdict(dict)
+        for r in self.rows:
+            if r.split == split:
+                out[r.key][r.epoch] = r.loss
+        return dict(out)
+
+    def steps(self) -> dict[float, int]:
+        """Epoch -> global step of that measurement, where rows say it."""
+        out: dict[float, int] = {}
+        for r in self.rows:
+            if r.step is not None:
+                out.setdefault(r.epoch, r.step)
+        return out
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("r", encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one loss row object"
+                ) from exc
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}")
+            yield n, obj
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            yield n, {k: (None if v == "" else v) for k, v in row.items() if k is not None}
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
+    for n, row in enumerate(table.to_pylist(), 1):
+        yield n, row
+
+
+def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return _iter_jsonl(path)
+    if suffix == ".csv":
+        return _iter_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return _iter_parquet(path)
+    raise InputError(f"{path}: unknown losses file type {suffix!r}; use .jsonl, .parquet or .csv")
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> LossRow | str:
+    """A LossRow, or a string saying why the row's loss is unusable (non-finite etc.)."""
+    key = obj.get("key", obj.get("id"))
+    if key is None or key == "":
+        raise InputError(
+            f"{path}:{n}: row has no 'key'; each row needs key, epoch and loss "
+            "(or loss_sum + n_tokens) - see `dedup_audit.memorization.losses`"
+        )
+    epoch = _num(obj.get("epoch"))
+    if epoch is None or not math.isfinite(epoch):
+        raise InputError(
+            f"{path}:{n}: row for key {key!r} has no numeric 'epoch'; give the checkpoint's epoch "
+            "(0 for the base model)"
+        )
+    n_tokens_f = _num(obj.get("n_tokens"))
+    n_tokens = int(n_tokens_f) if n_tokens_f is not None and math.isfinite(n_tokens_f) else None
+    loss = _num(obj.get("loss"))
+    if loss is None:
+        loss_sum = _num(obj.get("loss_sum"))
+        if loss_sum is None or n_tokens_f is None:
+            if "loss" in obj or "loss_sum" in obj:
+                return f"line {n}: key={key} epoch={epoch:g} loss={obj.get('loss', obj.get('loss_sum'))!r}"
+            raise InputError(
+                f"{path}:{n}: row for key {key!r} has neither 'loss' nor 'loss_sum' + 'n_tokens'"
+            )
+        if n_tokens_f <= 0:
+            return f"line {n}: key={key} epoch={epoch:g} n_tokens={n_tokens_f:g}"
+        loss = loss_sum / n_tokens_f
+    if not math.isfinite(loss):
+        return f"line {n}: key={key} epoch={epoch:g} loss={loss}"
+    row_split = split or str(obj.get("split") or "train")
+    if row_split not in SPLITS:
+        raise InputError(f"{path}:{n}: split must be 'train' or 'heldout', got {row_split!r}")
+    step_f = _num(obj.get("step"))
+    ckpt = obj.get("checkpoint")
+    return LossRow(
+        key=str(key),
+        epoch=round(epoch, 6),
+        loss=loss,
+        step=int(step_f) if step_f is not None and math.isfinite(step_f) else None,
+        checkpoint=str(ckpt) if ckpt is not None else None,
+        split=row_split,
+        n_tokens=n_tokens,
+        line=n,
+    )
+
+
+def validate_rows(rows: Iterable[LossRow], path: str, bad: list[str], raw: int) -> LossTable:
+    """Deduplicate (split, key, epoch) keeping the last row, and record every finding."""
+    last: dict[tuple[str, str, float], LossRow] = {}
+    dup_examples: list[str] = []
+    dups = conflicting = 0
+    for r in rows:
+        k = (r.split, r.key, r.epoch)
+        prev = last.get(k)
+        if prev is not None:
+            dups += 1
+            if not math.isclose(prev.loss, r.loss, rel_tol=1e-6, abs_tol=1e-9):
+                conflicting += 1
+            if len(dup_examples) < MAX_EXAMPLES:
+                dup_examples.append(
+                    f"key={r.key} epoch={r.epoch:g}: lines {prev.line} and {r.line}"
+                    f" (loss {prev.loss:.4g} vs {r.loss:.4g})"
+                )
+        last[k] = r
+    table = LossTable(rows=sorted(last.values(), key=lambda r: (r.split, r.key, r.epoch)), path=path)
+    table.raw_rows = raw
+    if bad:
+        table.issues.append(
+            Issue(
+                "nonfinite_loss",
+                len(bad),
+                f"{len(bad)} row(s) with NaN/inf or unusable loss were left out",
+                bad[:MAX_EXAMPLES],
+            )
+        )
+    if dups:
+        table.issues.append(
+            Issue(
+                "duplicated_rows",
+                dups,
+                f"{dups} row(s) repeat a (key, epoch) - typical of a resumed run that re-scored or "
+                f"re-logged; the last row was kept ({conflicting} with a different loss)",
+                dup_examples,
+            )
+        )
+    for split in SPLITS:
+        epochs = table.epochs(split)
+        by_key = table.by_key(split)
+        missing = {k: [e for e in epochs if e not in v] for k, v in by_key.items()}
+        missing = {k: v for k, v in missing.items() if v}
+        if missing:
+            ex = [
+                f"key={k} missing epoch(s) {', '.join(f'{e:g}' for e in v)}"
+                for k, v in sorted(missing.items())[:MAX_EXAMPLES]
+            ]
+            table.issues.append(
+                Issue(
+                    "missing_epochs" if split == "train" else "heldout_missing_epochs",
+                    len(missing),
+                    f"{len(missing)} {split} key(s) lack a loss at some epoch; per-epoch curves use "
+                    "the keys measured at that epoch, drops only keys measured at both ends",
+                    ex,
+                )
+            )
+    return table
+
+
+def read_losses(path: str | Path, *, split: str | None = None) -> LossTable:
+    """Read and validate a per-sample losses file (see the module docstring for the schema).
+
+    `split` forces every row's split (a --heldout losses file is read with split="heldout").
+    Raises InputError for a missing or unparseable file or rows that break the schema; NaN/inf,
+    repeated rows and missing epochs are counted in `issues` instead, so a partial file still
+    gives a partial report.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: losses file not found (write one with `dedup-audit losses`)")
+    rows: list[LossRow] = []
+    bad: list[str] = []
+    raw = 0
+    for n, obj in _iter_rows(p):
+        raw += 1
+        parsed = _parse(p, n, obj, split)
+        if isinstance(parsed, str):
+            bad.append(parsed)
+        else:
+            rows.append(parsed)
+    if raw == 0:
+        raise InputError(f"{p}: losses file is empty")
+    return validate_rows(rows, str(p), bad, raw)
+
+
+def merge(tables: Iterable[LossTable]) -> LossTable:
+    """One table from several (e.g. --losses plus a --heldout losses file)."""
+    tables = list(tables)
+    rows = [r for t in tables for r in t.rows]
+    out = validate_rows(rows, " + ".join(t.path for t in tables), [], sum(t.raw_rows for t in tables))
+    out.issues = [i for t in tables for i in t.issues] + out.issues
+    return out
+
+
+@dataclass
+class JoinResult:
+    """How loss keys map onto dataset records (indices), and what did not join."""
+
+    key_to_records: dict[str, tuple[int, ...]]
+    unmatched: list[str]
+    matched_by: str  # "id" | "content_hash" | "mixed" | "none"
+
+    def issue(self, total_keys: int) -> Issue | None:
+        if not self.unmatched:
+            return None
+        return Issue(
+            "unjoined_keys",
+            len(self.unmatched),
+            f"{len(self.unmatched)} of {total_keys} loss key(s) match no dataset record id or "
+            "content hash; they are left out of the per-group analysis (wrong --data, or losses "
+            "scored on another version of the file?)",
+            sorted(self.unmatched)[:MAX_EXAMPLES],
+        )
+
+
+def join_keys(
+    keys: Iterable[str], ids: Mapping[str, int], hashes: Mapping[str, tuple[int, ...]]
+) -> JoinResult:
+    """Map loss keys to record indices by record id first, then by content hash."""
+    mapping: dict[str, tuple[int, ...]] = {}
+    unmatched: list[str] = []
+    by_id = by_hash = 0
+    for key in keys:
+        if key in ids:
+            mapping[key] = (ids[key],)
+            by_id += 1
+        elif key in hashes:
+            mapping[key] = hashes[key]
+            by_hash += 1
+        else:
+            unmatched.append(key)
+    how = "none"
+    if by_id and by_hash:
+        how = "mixed"
+    elif by_id:
+        how = "id"
+    elif by_hash:
+        how = "content_hash"
+    return JoinResult(mapping, unmatched, how)
+
+
+def read_key_list(path: str | Path) -> list[str]:
+    """Keys from a text file (one per line), a JSON list, or a JSONL of objects with 'key'/'id'."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: held-out file not found")
+    text = p.read_text(encoding="utf-8")
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{p}: not a valid JSON list of keys ({exc.msg})") from exc
+        return [str(x.get("key", x.get("id")) if isinstance(x, dict) else x) for x in data]
+    keys = []
+    for line in stripped.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            obj = json.loads(line)
+            keys.append(str(obj.get("key", obj.get("id"))))
+        else:
+            keys.append(line)
+    return keys
+
+
+def looks_like_losses(path: str | Path) -> bool:
+    """True when a --heldout file is a losses table (has loss columns) rather than a key list."""
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq", ".csv"):
+        return True
+    try:
+        with p.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    obj = json.loads(line) if line.lstrip().startswith("{") else None
+                    return isinstance(obj, dict) and ("loss" in obj or "loss_sum" in obj)
+    except (OSError, json.JSONDecodeError):
+        return False
+    return False

@@ -1,0 +1,658 @@
+"""Post-hoc per-sample losses: score every checkpoint of a run on the training data (and held-out
+data), with the same prompt masking SFT used.
+
+Why post hoc: a trainer log only has the batch-mean loss. To see *which* samples a run memorized,
+each checkpoint (one per epoch with `save_strategy: epoch`) is re-run over the dataset and the mean
+cross-entropy over response tokens is kept per sample. Samples seen more often (duplicates) should
+show lower loss than held-out samples from the same distribution; the analysis measures that.
+
+How SFT is reproduced (the loss must be over the same tokens the trainer trained on):
+
+- LLaMA-Factory templates are re-implemented here as slot lists (``TEMPLATES``: default, empty,
+  alpaca, chatml, qwen, llama3), copied from llamafactory 0.9.5 ``data/template.py``, with its
+  encoding rules: every slot string is tokenized on its own (``add_special_tokens=False``), eos/bos
+  slots become the token id, the first turn gets prefix + system, prompt tokens are masked, all
+  assistant turns are trained on, and ``cutoff_len`` truncation follows ``infer_seqlen``. The name
+  comes from ``--template`` or the run's YAML (``template:`` in training_args.yaml or a ``*.yaml``
+  in the run folder). Not reproduced: tool schemas (``tools`` is not rendered), function/observation
+  roles, multimodal tokens, ``mask_history``, ``train_on_prompt``, packing.
+- Other runs: ``tokenizer.apply_chat_template`` when the tokenizer has a chat template. The text
+  is rendered turn by turn and split at each assistant turn, so prompt and response are tokenized
+  separately (as TRL/LLaMA-Factory do); byte-level BPE can merge differently across that seam than
+  a one-piece tokenization would, a difference of at most a token per seam.
+- No template at all: the documented plain template, ``user text + "\\n"`` as prompt and
+  ``assistant text + eos`` as response.
+
+Loss rows (shared schema with memorization.losses): one per (sample, checkpoint):
+``{"key", "epoch", "step", "checkpoint", "loss", "n_tokens", "split", "content_key"}``; key is the
+record id ("train.json:12"), content_key is ``records.sample_key(sample)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dedup_audit.errors import ConfigError, InputError, MissingDependencyError, OutputError
+from dedup_audit.records import Record, Sample, Turn, sample_key
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+EOS = "\x00eos"  # slot markers: LLaMA-Factory's {"eos_token"} / {"bos_token"}
+BOS = "\x00bos"
+LOSS_FIELDS = ("key", "epoch", "step", "checkpoint", "loss", "n_tokens", "split", "content_key")
+
+
+# ------------------------------------------------------------------------------------------------
+# Templates
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotTemplate:
+    """A LLaMA-Factory chat template reduced to what SFT tokenization needs."""
+
+    name: str
+    user: tuple[str, ...] = ("{{content}}",)
+    assistant: tuple[str, ...] = ("{{content}}", EOS)
+    system: tuple[str, ...] | None = None  # None: same slots as user (LLaMA-Factory's default)
+    prefix: tuple[str, ...] = ()
+    default_system: str = ""
+
+
+TEMPLATES: dict[str, SlotTemplate] = {
+    t.name: t
+    for t in (
+        SlotTemplate(
+            "default",
+            user=("Human: {{content}}", EOS, "\nAssistant:"),
+            assistant=("{{content}}", EOS, "\n"),
+            system=("System: {{content}}", EOS, "\n"),
+        ),
+        SlotTemplate("empty", assistant=("{{content}}",)),
+        SlotTemplate(
+            "alpaca",
+            user=("### Instruction:\n{{content}}\n\n### Response:\n",),
+            assistant=("{{content}}", EOS, "\n\n"),
+            default_system=(
+                "Below is an instruction that describes a task. "
+                "Write a response that appropriately completes the request.\n\n"
+            ),
+        ),
+        SlotTemplate(
+            "chatml",
+            user=("<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n",),
+            assistant=("{{content}}<|im_end|>\n",),
+            system=("<|im_start|>system\n{{content}}<|im_end|>\n",),
+        ),
+        SlotTemplate(
+            "qwen",
+            user=("<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n",),
+            assistant=("{{content}}<|im_end|>\n",),
+            system=("<|im_start|>system\n{{content}}<|im_end|>\n",),
+            default_system="You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+        ),
+        SlotTemplate(
+            "llama3",
+            user=(
+                "<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|>"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n",
+            ),
+            assistant=("{{content}}<|eot_id|>",),
+            system=("<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>",),
+            prefix=(BOS,),
+        ),
+    )
+}
+PLAIN = SlotTemplate("plain", user=("{{content}}\n",), assistant=("{{content}}", EOS))
+
+
+def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """LLaMA-Factory's truncation rule (data/processor/processor_utils.py), so scored tokens are
+    the trained tokens even when cutoff_len cut a sample."""
+    if target_len * 2 < cutoff_len:
+        max_target_len = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target_len = cutoff_len - source_len
+    else:
+        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target_len = min(max_target_len, target_len)
+    new_source_len = min(max(cutoff_len - new_target_len, 0), source_len)
+    return new_source_len, new_target_len
+
+
+@dataclass(frozen=True)
+class SftEncoder:
+    """Turns a Sample into (input_ids, labels) the way the SFT trainer did.
+
+    `template` is a SlotTemplate, or None to use the tokenizer's chat template."""
+
+    tokenizer: PreTrainedTokenizerBase
+    template: SlotTemplate | None
+    max_length: int | None = None
+
+    @property
+    def description(self) -> str:
+        if self.template is None:
+            return "tokenizer.apply_chat_template"
+        return f"llamafactory:{self.template.name}" if self.template is not PLAIN else "plain"
+
+    def _slots_to_ids(self, slots: Sequence[str], content: str) -> list[int]:
+        ids: list[int] = []
+        tok = self.tokenizer
+        for slot in slots:
+            if slot == EOS:
+                if tok.eos_token_id is not None:
+                    ids.append(int(tok.eos_token_id))
+            elif slot == BOS:
+                if tok.bos_token_id is not None:
+                    ids.append(int(tok.bos_token_id))
+            else:
+                text = slot.replace("{{content}}", content, 1)
+                if text:
+                    ids += tok.encode(text, add_special_tokens=False)
+        return ids
+
+    def pairs(self, sample: Sample) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, response ids) per assistant turn, before truncation."""
+        turns = list(sample.turns)
+        if self.template is None:
+            return self._chat_template_pairs(sample)
+        t = self.template
+        out: list[tuple[list[int], list[int]]] = []
+        pending: list[int] = []
+        first = True
+        for turn in turns:
+            if turn.role == "assistant":
+                if first:  # no user turn before: prefix/system still lead
+                    pending = self._first_elements(sample) + pending
+                    first = False
+                out.append((pending, self._slots_to_ids(t.assistant, turn.text)))
+                pending = []
+                continue
+            ids: list[int] = []
+            if first:
+                ids += self._first_elements(sample)
+                first = False
+            ids += self._slots_to_ids(t.user, turn.text)
+            pending += ids
+        return out
+
+    def _first_elements(self, sample: Sample) -> list[int]:
+        t = self.template
+        assert t is not None
+        ids = self._slots_to_ids(t.prefix, "")
+        system = sample.system or t.default_system
+        if system:
+            ids += self._slots_to_ids(t.system if t.system is not None else t.user, system)
+        return ids
+
+    def _chat_template_pairs(self, sample: Sample) -> list[tuple[list[int], list[int]]]:
+        tok = self.tokenizer
+        messages: list[dict[str, str]] = []
+        if sample.system:
+            messages.append({"role": "system", "content": sample.system})
+        out: list[tuple[list[int], list[int]]] = []
+        done = ""
+        for turn in sample.turns:
+            if turn.role != "assistant":
+                messages.append({"role": turn.role, "content": turn.text})
+                continue
+            prompt = str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            messages.append({"role": "assistant", "content": turn.text})
+            full = str(tok.apply_chat_template(messages, tokenize=False))
+            if not prompt.startswith(done) or not full.startswith(prompt):
+                raise ConfigError(
+                    "the tokenizer's chat template does not render conversations as prefixes of "
+                    "each other; pass --template with a LLaMA-Factory template name"
+                )
+            source, target = prompt[len(done) :], full[len(prompt) :]
+            out.append(
+                (
+                    tok.encode(source, add_special_tokens=False),
+                    tok.encode(target, add_special_tokens=False),
+                )
+            )
+            done = full
+        return out
+
+    def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
+        """input_ids and labels (IGNORE_INDEX on prompt tokens), truncated like LLaMA-Factory."""
+        input_ids: list[int] = []
+        labels: list[int] = []
+        cutoff = self.max_length
+        total = 0
+        for source, target in self.pairs(sample):
+            if cutoff is not None:
+                if total >= cutoff:
+                    break
+                s_len, t_len = infer_seqlen(len(source), len(target), cutoff - total)
+                source, target = source[:s_len], target[:t_len]
+            total += len(source) + len(target)
+            input_ids += source + target
+            labels += [IGNORE_INDEX] * len(source) + target
+        return input_ids, labels
+
+    def response_ids(self, sample: Sample) -> list[int]:
+        """The trained-on token ids of a sample (its labels without the masked prompt)."""
+        return [x for x in self.encode(sample)[1] if x != IGNORE_INDEX]
+
+
+def read_run_template(run_dir: Path) -> tuple[str | None, int | None]:
+    """`template` and `cutoff_len` from the run's YAML, if any YAML in the run folder has them."""
+    candidates = [run_dir / "training_args.yaml", run_dir / "llamaboard_config.yaml"]
+    candidates += sorted(p for p in run_dir.glob("*.y*ml") if p not in candidates)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        template = cutoff = None
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            m = re.match(r"^\s*(?:top\.)?(template|cutoff_len|train\.cutoff_len)\s*:\s*(\S+)", line)
+            if not m:
+                continue
+            value = m.group(2).strip("\"'")
+            if m.group(1) == "template":
+                template = value
+            elif value.isdigit():
+                cutoff = int(value)
+        if template is not None or cutoff is not None:
+            return template, cutoff
+    return None, None
+
+
+def make_encoder(
+    tokenizer: PreTrainedTokenizerBase,
+    template: str | None = None,
+    max_length: int | None = None,
+) -> SftEncoder:
+    """Pick the encoding: a named LLaMA-Factory template, else the tokenizer's chat template,
+    else the plain template. An unknown name is an error rather than a silent approximation."""
+    if template:
+        if template in TEMPLATES:
+            return SftEncoder(tokenizer, TEMPLATES[template], max_length)
+        if template == "plain":
+            return SftEncoder(tokenizer, PLAIN, max_length)
+        if template not in ("chat_template", "auto") and not getattr(
+            tokenizer, "chat_template", None
+        ):
+            raise ConfigError(
+                f"template {template!r} is not one dedup-audit reproduces "
+                f"({', '.join(sorted(TEMPLATES))}, plain) and the tokenizer has no chat template; "
+                "pass --template with one of those"
+            )
+        if template not in ("chat_template", "auto"):
+            # LLaMA-Factory writes its template into the saved tokenizer: that is the best copy.
+            return SftEncoder(tokenizer, None, max_length)
+    if getattr(tokenizer, "chat_template", None):
+        return SftEncoder(tokenizer, None, max_length)
+    return SftEncoder(tokenizer, PLAIN, max_length)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def load_records(
+    path: str | Path, *, dataset_info: str | Path | None = None, dataset_name: str | None = None
+) -> list[Record]:
+    """Records of a dataset file via the project's loader (dedup_audit.readers.load_dataset);
+    a minimal alpaca JSON/JSONL reader stands in while that loader is absent."""
+    try:
+        from dedup_audit.readers import load_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        load_dataset = None
+    if load_dataset is not None:
+        ds = load_dataset(
+            str(path), format="auto", dataset_info=dataset_info, dataset_name=dataset_name
+        )
+        return list(ds.records)
+    return _load_alpaca(Path(path))
+
+
+def _load_alpaca(path: Path) -> list[Record]:
+    """Alpaca rows -> Records, with LLaMA-Factory's conversion (instruction + "\\n" + input)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; pass a dataset file with --data")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    if not isinstance(rows, list):
+        raise InputError(f"{path}: expected a JSON list of alpaca rows")
+    records = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
+            raise InputError(f"{path}: row {i} is not an alpaca row (instruction/input/output)")
+        turns: list[Turn] = []
+        for old_prompt, old_response in row.get("history") or []:
+            turns += [Turn("user", str(old_prompt)), Turn("assistant", str(old_response))]
+        query = "\n".join(x for x in (row.get("instruction"), row.get("input")) if x)
+        turns += [Turn("user", query), Turn("assistant", str(row["output"]))]
+        sample = Sample(turns=tuple(turns), system=str(row.get("system") or ""))
+        records.append(Record(i, f"{path.name}:{i}", row, sample, str(path)))
+    return records
+
+
+# ------------------------------------------------------------------------------------------------
+# Models
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreTarget:
+    """One model state to score: the base model or a checkpoint-N folder."""
+
+    name: str  # "base" or "checkpoint-N"
+    path: Path
+    epoch: float
+    step: int | None
+    adapter: bool
+
+
+def find_checkpoints(run_dir: str | Path) -> list[ScoreTarget]:
+    """checkpoint-N folders sorted by N, with epoch/step from their trainer_state.json."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"{run}: not a folder; pass the training output_dir")
+    found: list[ScoreTarget] = []
+    for p in run.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if not m or not p.is_dir():
+            continue
+        step = int(m.group(1))
+        epoch = float("nan")
+        state = p / "trainer_state.json"
+        if state.is_file():
+            try:
+                st = json.loads(state.read_text(encoding="utf-8"))
+                epoch = float(st.get("epoch") or float("nan"))
+                step = int(st.get("global_step") or step)
+            except (json.JSONDecodeError, ValueError, TypeError):
+                pass
+        adapter = (p / "adapter_config.json").is_file()
+        found.append(ScoreTarget(p.name, p, epoch, step, adapter))
+    return sorted(found, key=lambda t: t.step or 0)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available here; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device}: expected auto, cpu or cuda[:N]")
+    return device
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("scoring needs transformers: pip install transformers") from e
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot load a tokenizer ({e}); pass --base-model") from e
+
+
+def load_model(target: ScoreTarget, base_model: str | Path | None, device: str) -> Any:
+    """Full weights with AutoModelForCausalLM; LoRA adapters on top of their base via peft."""
+    from transformers import AutoModelForCausalLM
+
+    if not target.adapter:
+        model = AutoModelForCausalLM.from_pretrained(str(target.path))
+    else:
+        try:
+            from peft import PeftModel
+        except ImportError as e:
+            raise MissingDependencyError(
+                f"{target.path} holds a LoRA adapter; scoring it needs peft: pip install peft"
+            ) from e
+        base = base_model
+        if base is None:
+            cfg = json.loads((target.path / "adapter_config.json").read_text(encoding="utf-8"))
+            base = cfg.get("base_model_name_or_path")
+        if not base or not Path(str(base)).exists():
+            raise InputError(
+                f"{target.path}: adapter's base model {base!r} is not a local folder; "
+                "pass --base-model PATH"
+            )
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(target.path))
+    model.to(device)
+    model.eval()
+    return model
+
+
+# ------------------------------------------------------------------------------------------------
+# Scoring
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encoded:
+    key: str
+    content_key: str
+    split: str
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_records(
+    records: Iterable[Record], encoder: SftEncoder, split: str
+) -> tuple[list[Encoded], list[str]]:
+    """Encoded samples, plus the ids of records with no response token left (skipped)."""
+    out: list[Encoded] = []
+    skipped: list[str] = []
+    for r in records:
+        ids, labels = encoder.encode(r.sample)
+        if not any(x != IGNORE_INDEX for x in labels[1:]):
+            skipped.append(r.id)
+            continue
+        out.append(Encoded(r.id, sample_key(r.sample), split, ids, labels))
+    return out, skipped
+
+
+def length_batches(items: Sequence[Encoded], batch_size: int) -> Iterator[list[Encoded]]:
+    """Batches of similar length (sorted longest first) so padding waste stays small and an
+    out-of-memory error, if any, happens on the first batch."""
+    order = sorted(range(len(items)), key=lambda i: (-len(items[i].input_ids), items[i].key))
+    for start in range(0, len(order), batch_size):
+        yield [items[i] for i in order[start : start + batch_size]]
+
+
+def response_losses(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[list[float], list[int]]:
+    """Mean next-token cross-entropy per row over positions whose label is not IGNORE_INDEX,
+    and that token count. Computed in float32 whatever the model's dtype."""
+    import torch
+
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    ce = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)),
+        shift_labels.reshape(-1).to(shift_logits.device),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(shift_labels.shape)
+    mask = (shift_labels != IGNORE_INDEX).to(ce.device)
+    n = mask.sum(dim=1)
+    sums = (ce * mask).sum(dim=1)
+    losses = [float(s) / int(k) if int(k) else float("nan") for s, k in zip(sums, n, strict=True)]
+    return losses, [int(k) for k in n]
+
+
+def score_model(
+    model: Any,
+    items: Sequence[Encoded],
+    *,
+    pad_id: int,
+    batch_size: int,
+    device: str,
+    progress: bool = True,
+    desc: str = "scoring",
+) -> dict[str, tuple[float, int]]:
+    """key -> (mean response CE, response tokens) for one model."""
+    import torch
+
+    from dedup_audit.progress import progress_bar
+
+    out: dict[str, tuple[float, int]] = {}
+    batches = list(length_batches(items, batch_size))
+    with torch.no_grad():
+        for batch in progress_bar(batches, desc=desc, enabled=progress, total=len(batches)):
+            width = max(len(e.input_ids) for e in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            lab = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+            att = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, e in enumerate(batch):  # right padding, as the SFT collator does
+                ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+                lab[i, : len(e.labels)] = torch.tensor(e.labels)
+                att[i, : len(e.input_ids)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
+            losses, counts = response_losses(logits, lab)
+            for e, loss, n in zip(batch, losses, counts, strict=True):
+                out[e.key] = (loss, n)
+    return out
+
+
+def score_run(
+    run_dir: str | Path,
+    data: str | Path,
+    *,
+    heldout: str | Path | None = None,
+    base_model: str | Path | None = None,
+    dataset_info: str | Path | None = None,
+    dataset_name: str | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    max_length: int | None = None,
+    template: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Per-sample response loss for the base model (if given) and every checkpoint of a run.
+
+    Returns loss rows sorted by (split, key, epoch). max_length/template default to the run's
+    YAML (cutoff_len/template) when it has them. Raises InputError when the run has no
+    checkpoint and no base model is given.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be >= 1")
+    run = Path(run_dir)
+    targets = find_checkpoints(run)
+    if base_model is not None:
+        bm = Path(base_model)
+        if not bm.exists():
+            raise InputError(f"{bm}: base model folder not found")
+        targets = [ScoreTarget("base", bm, 0.0, 0, False), *targets]
+    if not targets:
+        raise InputError(
+            f"{run}: no checkpoint-* folders; train with save_strategy: epoch, or pass --base-model"
+        )
+    yaml_template, yaml_cutoff = read_run_template(run)
+    template = template or yaml_template
+    max_length = max_length if max_length is not None else yaml_cutoff
+
+    tok_source = next(
+        (t.path for t in reversed(targets) if (t.path / "tokenizer_config.json").is_file()),
+        None,
+    ) or (run if (run / "tokenizer_config.json").is_file() else None) or base_model
+    if tok_source is None:
+        raise InputError(f"{run}: no tokenizer in the checkpoints or run folder; pass --base-model")
+    tokenizer = load_tokenizer(tok_source)
+    encoder = make_encoder(tokenizer, template, max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        pad_id = 0
+
+    items, skipped = encode_records(
+        load_records(data, dataset_info=dataset_info, dataset_name=dataset_name), encoder, "train"
+    )
+    if heldout is not None:
+        held, skipped_h = encode_records(load_records(heldout), encoder, "heldout")
+        train_keys = {e.key for e in items}
+        clash = [e.key for e in held if e.key in train_keys]
+        if clash:
+            raise InputError(
+                f"{heldout}: record ids {clash[:3]} also occur in {data}; use a held-out file "
+                "with a different name"
+            )
+        items += held
+        skipped += skipped_h
+    if not items:
+        raise InputError(f"{data}: no sample has a response token left after truncation")
+
+    dev = resolve_device(device)
+    rows: list[dict[str, Any]] = []
+    for target in targets:
+        model = load_model(target, base_model, dev)
+        scores = score_model(
+            model, items, pad_id=int(pad_id), batch_size=batch_size, device=dev,
+            progress=progress, desc=f"scoring {target.name}",
+        )
+        del model
+        for e in items:
+            loss, n = scores[e.key]
+            rows.append(
+                {
+                    "key": e.key,
+                    "epoch": target.epoch,
+                    "step": target.step,
+                    "checkpoint": target.name,
+                    "loss": loss,
+                    "n_tokens": n,
+                    "split": e.split,
+                    "content_key": e.content_key,
+                }
+            )
+    return sort_rows(rows)
+
+
+def sort_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stable order of loss files: split, key, epoch, step."""
+
+    def k(r: dict[str, Any]) -> tuple[Any, ...]:
+        ep = r.get("epoch")
+        return (
+            r.get("split", ""),
+            r.get("key", ""),
+            ep if isinstance(ep, float | int) and not math.isnan(ep) else -1.0,
+            r.get("step") if r.get("step") is not None else -1,
+        )
+
+    return sorted(rows, key=k)
+
+
+def write_loss_rows(rows: Iterable[dict[str, Any]], path: str | Path, *, force: bool = False) -> None:
+    """Write loss rows as JSONL atomically (temp file + os.replace), fields in schema order."""
+    out = Path(path)
+    if out.exists() and not force:
+        raise OutputError(f"{out} exists; pass --force to overwrite")
+    if out.parent and not out.parent.exists():
+        raise OutputError(f"{out.parent}: folder does not exist")
+    lines = []
+    for r in rows:
+        ordered = {f: r.get(f) for f in LOSS_FIELDS}
+        ordered.update({k: v for k, v in r.items() if k not in ordered})
+        if isinstance(ordered["epoch"], float) and math.isnan(ordered["epoch"]):
+            ordered["epoch"] = None
+        lines.append(json.dumps(ordered, ensure_ascii=False, allow_nan=True))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, out)

@@ -1,0 +1,160 @@
+"""JSON (a list of objects) and JSON Lines files.
+
+Besides the rows, the reader records how the file was serialized (indent, ensure_ascii,
+separators, trailing newline, BOM, CRLF) so the writer can reproduce it byte for byte;
+`exact` says whether re-serializing every row with those settings gives back the source text.
+A .json file holding JSON Lines (which HF `datasets` and LLaMA-Factory accept) is read as such
+and written back as such (`layout: "lines"`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from dedup_audit.errors import InputError
+from dedup_audit.formats.spec import type_name
+from dedup_audit.readers.common import RawFile, newline_of, read_text
+
+COMPACT = (",", ":")
+DEFAULT_SEPARATORS = (", ", ": ")
+
+
+def _ensure_ascii(text: str) -> bool:
+    """Did the writer escape non-ASCII (\\uXXXX)? Pure-ASCII text with escapes says yes."""
+    return text.isascii() and "\\u" in text
+
+
+def _malformed(path: Path, err: json.JSONDecodeError, line: int | None = None) -> InputError:
+    where = f"line {line}, column {err.colno}" if line else f"line {err.lineno}, column {err.colno}"
+    return InputError(
+        f"{path}: malformed JSON at {where} (char {err.pos}): {err.msg}; fix the file"
+    )
+
+
+def dumps_json(rows: list[dict[str, Any]], hints: dict[str, Any]) -> str:
+    """Rows -> JSON array text with the recorded settings (defaults: indent 2, UTF-8 as is)."""
+    indent = hints.get("indent", 2)
+    seps = hints.get("separators")
+    text = json.dumps(
+        rows,
+        ensure_ascii=bool(hints.get("ensure_ascii", False)),
+        indent=indent,
+        separators=tuple(seps) if seps else None,
+    )
+    return _finish(text, hints, default_trailing=True)
+
+
+def dumps_jsonl(rows: list[dict[str, Any]], hints: dict[str, Any]) -> str:
+    """Rows -> JSON Lines text, one object per line."""
+    seps = hints.get("separators")
+    ea = bool(hints.get("ensure_ascii", False))
+    text = "\n".join(
+        json.dumps(r, ensure_ascii=ea, separators=tuple(seps) if seps else None) for r in rows
+    )
+    return _finish(text, hints, default_trailing=True) if rows else ""
+
+
+def _finish(text: str, hints: dict[str, Any], *, default_trailing: bool) -> str:
+    if hints.get("trailing_newline", default_trailing):
+        text += "\n"
+    if hints.get("newline") == "\r\n":
+        text = text.replace("\n", "\r\n")  # JSON strings escape \n, so only structure changes
+    return text
+
+
+def _indent_of(text: str) -> int | str | None:
+    m = re.match(r"\s*\[\r?\n([ \t]*)\S", text)
+    if not m:
+        return None
+    ws = m.group(1)
+    return len(ws) if set(ws) <= {" "} else ws
+
+
+def read_json(path: Path) -> RawFile:
+    text, bom = read_text(path)
+    if text.lstrip().startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            if err.msg == "Extra data":  # JSON Lines in a .json file
+                raw = read_jsonl_text(path, text, bom)
+                raw.file_type = "json"
+                raw.hints["layout"] = "lines"
+                return raw
+            raise _malformed(path, err) from None
+        raise InputError(
+            f"{path}: the top level is an object with keys {sorted(obj)[:10]}; expected a JSON list "
+            f"of objects (one per row) or JSON Lines"
+        )
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _malformed(path, err) from None
+    if not isinstance(rows, list):
+        raise InputError(
+            f"{path}: the top level is {type_name(rows)}; expected a JSON list of objects"
+        )
+    if not rows:
+        raise InputError(f"{path}: the JSON list is empty; nothing to audit")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: row {i} is {type_name(row)}, expected an object")
+    newline = newline_of(text)
+    body = text.replace("\r\n", "\n") if newline == "\r\n" else text
+    hints: dict[str, Any] = {
+        "layout": "array",
+        "indent": _indent_of(body),
+        "ensure_ascii": _ensure_ascii(body),
+        "trailing_newline": body.endswith("\n"),
+        "newline": newline,
+        "bom": bom,
+    }
+    if hints["indent"] is None:
+        compact = json.dumps(rows[0], separators=COMPACT, ensure_ascii=hints["ensure_ascii"])
+        hints["separators"] = COMPACT if compact in body else DEFAULT_SEPARATORS
+    hints["exact"] = dumps_json(rows, {**hints, "newline": "\n"}) == body
+    return RawFile(path, "json", rows, hints)
+
+
+def read_jsonl_text(path: Path, text: str, bom: bool) -> RawFile:
+    """Parse JSON Lines; blank lines are skipped (and make the round trip inexact)."""
+    newline = newline_of(text)
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    blank = 0
+    for no, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise _malformed(path, err, line=no) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}: line {no} is {type_name(obj)}, expected a JSON object")
+        rows.append(obj)
+        lines.append(no)
+    if not rows:
+        raise InputError(f"{path}: no rows; nothing to audit")
+    body = text.replace("\r\n", "\n") if newline == "\r\n" else text
+    first = body.split("\n", 1)[0]
+    ea = _ensure_ascii(body)
+    hints: dict[str, Any] = {
+        "ensure_ascii": ea,
+        "trailing_newline": body.endswith("\n"),
+        "newline": newline,
+        "bom": bom,
+        "separators": COMPACT
+        if json.dumps(rows[0], separators=COMPACT, ensure_ascii=ea) == first
+        else None,
+    }
+    hints["exact"] = dumps_jsonl(rows, {**hints, "newline": "\n"}) == body
+    return RawFile(path, "jsonl", rows, hints, lines)
+
+
+def read_jsonl(path: Path) -> RawFile:
+    text, bom = read_text(path)
+    return read_jsonl_text(path, text, bom)

@@ -1,0 +1,240 @@
+"""report.json (the versioned source of truth of a scan), report.md and the terminal summary.
+
+The Markdown and terminal views render only what report.json holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from dedup_audit import __version__
+from dedup_audit.pipeline import ScanResult
+from dedup_audit.records import Decision, sample_key
+
+SCHEMA = "dedup-audit/scan"
+SCHEMA_VERSION = 1
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
+    """One row per removed record for removed.jsonl: who, why, which kept record it matched,
+    the evidence, and the original row so nothing is lost."""
+    recs = result.dataset.records
+    rows = []
+    for d in result.removed:
+        twin = recs[d.kept_twin] if d.kept_twin is not None else None
+        hit = next((h for h in result.against if h.index == d.index), None) if d.kind == "contamination" else None
+        rows.append(
+            {
+                "id": recs[d.index].id,
+                "index": d.index,
+                "reason": d.reason,
+                "kind": d.kind,
+                "view": d.view,
+                "method": d.method,
+                "kept_id": twin.id if twin else (hit.ref_id if hit else None),
+                "kept_index": d.kept_twin,
+                "cluster_id": d.cluster_id,
+                "similarity": _round(d.score),
+                "estimated_similarity": _round(d.estimate),
+                "via_id": recs[d.via].id if d.via is not None else None,
+                "row": recs[d.index].row,
+            }
+        )
+    return rows
+
+
+def _decision_counts(decisions: list[Decision]) -> dict[str, int]:
+    return dict(sorted(Counter(d.reason for d in decisions if not d.keep).items()))
+
+
+def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict[str, Any]:
+    """The scan as a JSON-ready dict: config, dataset, summary, clusters and all scored pairs."""
+    ds = result.dataset
+    recs = ds.records
+    n = len(recs)
+    per_view: dict[str, Any] = {}
+    for view, vs in result.views.items():
+        clusters = result.clusters_in(view)
+        per_view[view] = {
+            "shingle": vs.shingle,
+            "exact_pairs": len(vs.exact),
+            "minhash_candidates": vs.candidates,
+            "near_pairs": sum(1 for p in vs.near if p.score >= result.config.minhash.threshold),
+            "semantic_pairs": sum(
+                1 for p in vs.semantic if p.score >= result.config.semantic.threshold
+            ),
+            "clusters_by_kind": dict(sorted(Counter(c.kind for c in clusters).items())),
+            "records_in_clusters_by_kind": dict(
+                sorted(Counter(c.kind for c in clusters for _ in c.members).items())
+            ),
+            "redundant_records": sum(c.size - 1 for c in clusters),
+            "empty_texts": sum(1 for t in vs.normalized if not t),
+        }
+    clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
+    if max_clusters is not None:
+        clusters = clusters[:max_clusters]
+    keys = [sample_key(r.sample) for r in recs]
+    removed = len(result.removed)
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "tool_version": __version__,
+        "config": result.config.to_dict(),
+        "dataset": {
+            "name": ds.name,
+            "paths": list(ds.paths),
+            "format": ds.format,
+            "file_type": ds.file_type,
+            "rows": n,
+        },
+        "summary": {
+            "rows": n,
+            "kept": n - removed,
+            "removed": removed,
+            "duplicate_ratio": round(removed / n, 6) if n else 0.0,
+            "removed_by_reason": _decision_counts(result.decisions),
+            "views": per_view,
+            "contamination": dict(
+                sorted(Counter(f"{h.reference}:{h.method}" for h in result.against).items())
+            ),
+        },
+        "clusters": [
+            {
+                "id": c.id,
+                "view": c.view,
+                "kind": c.kind,
+                "size": c.size,
+                "members": [{"index": m, "id": recs[m].id, "key": keys[m]} for m in c.members],
+                "pairs": [
+                    [p.a, p.b, p.method, _round(p.score), _round(p.estimate)] for p in c.pairs
+                ],
+            }
+            for c in clusters
+        ],
+        "scored_pairs": {
+            view: [
+                [p.a, p.b, p.method, _round(p.score), _round(p.estimate)]
+                for p in vs.exact + vs.near + vs.semantic
+            ]
+            for view, vs in result.views.items()
+        },
+        "contamination": [
+            {
+                "id": recs[h.index].id,
+                "index": h.index,
+                "reference": h.reference,
+                "reference_id": h.ref_id,
+                "method": h.method,
+                "view": h.view,
+                "score": _round(h.score),
+            }
+            for h in result.against
+        ],
+    }
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def largest_clusters_text(result: ScanResult, *, top: int = 5, width: int = 60) -> list[str]:
+    """The largest clusters of each view, members side by side (id | text)."""
+    lines: list[str] = []
+    for view in result.views:
+        clusters = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:top]
+        if not clusters:
+            continue
+        raw = result.views[view].raw
+        lines.append(f"Largest {view}-view clusters:")
+        for c in clusters:
+            lines.append(f"  #{c.id} {c.kind} x{c.size}")
+            for m in c.members[:3]:
+                rid = result.dataset.records[m].id
+                lines.append(f"    {rid:<28} {_clip(raw[m], width)}")
+            if c.size > 3:
+                lines.append(f"    … and {c.size - 3} more")
+    return lines
+
+
+def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -> str:
+    """Counts per kind and view, duplicate rate, and the largest clusters."""
+    s = report["summary"]
+    ds = report["dataset"]
+    out = [
+        f"{ds['name'] or ', '.join(ds['paths'])}: {s['rows']} rows ({ds['format']}, {ds['file_type']})",
+        f"Duplicates ({report['config']['dedup_view']} view): {s['removed']} of {s['rows']} "
+        f"rows redundant ({100 * s['duplicate_ratio']:.1f}%)",
+    ]
+    for reason, count in s["removed_by_reason"].items():
+        out.append(f"  {reason:<24} {count}")
+    out.append("Clusters by view and kind:")
+    for view, v in s["views"].items():
+        kinds = ", ".join(f"{k} {n}" for k, n in v["clusters_by_kind"].items()) or "none"
+        out.append(f"  {view:<9} {kinds}  ({v['redundant_records']} redundant records)")
+    for name, count in s["contamination"].items():
+        out.append(f"  contamination {name}: {count}")
+    if result is not None:
+        out += largest_clusters_text(result)
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
+    """report.md: the summary plus a table per large cluster with members side by side."""
+    s = report["summary"]
+    lines = [
+        "# dedup-audit scan report",
+        "",
+        f"- dataset: {', '.join(report['dataset']['paths'])} ({report['dataset']['format']}, "
+        f"{s['rows']} rows)",
+        f"- redundant rows in the {report['config']['dedup_view']} view: {s['removed']} "
+        f"({100 * s['duplicate_ratio']:.2f}%)",
+        f"- tool version {report['tool_version']}, schema {report['schema']} v{report['version']}",
+        "",
+        "## Removals by reason",
+        "",
+        "| reason | rows |",
+        "|---|---|",
+        *[f"| {r} | {n} |" for r, n in s["removed_by_reason"].items()],
+        "",
+        "## Clusters per view",
+        "",
+        "| view | shingles | exact pairs | near pairs | semantic pairs | clusters by kind | redundant |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for view, v in s["views"].items():
+        kinds = ", ".join(f"{k}: {n}" for k, n in v["clusters_by_kind"].items()) or "-"
+        lines.append(
+            f"| {view} | {v['shingle'] or '-'} | {v['exact_pairs']} | {v['near_pairs']} | "
+            f"{v['semantic_pairs']} | {kinds} | {v['redundant_records']} |"
+        )
+    lines += ["", "## Largest clusters", ""]
+    for view in result.views:
+        raw = result.views[view].raw
+        for c in sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:10]:
+            lines += [f"### #{c.id}: {view} view, {c.kind}, {c.size} records", ""]
+            lines += ["| id | text |", "|---|---|"]
+            for m in c.members[:8]:
+                text = _clip(raw[m], 160).replace("|", "\\|")
+                lines.append(f"| {result.dataset.records[m].id} | {text} |")
+            if c.size > 8:
+                lines.append(f"| … | {c.size - 8} more |")
+            lines.append("")
+    if report["contamination"]:
+        lines += ["## Contamination", "", "| train id | reference | reference id | method | score |",
+                  "|---|---|---|---|---|"]
+        for h in report["contamination"][:200]:
+            lines.append(
+                f"| {h['id']} | {h['reference']} | {h['reference_id']} | {h['method']} | {h['score']} |"
+            )
+    return "\n".join(lines) + "\n"

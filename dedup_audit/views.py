@@ -1,0 +1,115 @@
+"""Text views of a record and the normalisation/shingling that detectors share.
+
+A record is compared as three texts: `prompt` (system + user turns, history included), `response`
+(assistant turns; the chosen answer for pairwise data) and `full` (the whole conversation with
+role markers). SFT duplication means different things per view: the same prompt with different
+responses is a conflict, the same response to different prompts is a canned answer.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Sequence
+
+from dedup_audit.config import MinHashConfig, NormalizeConfig
+from dedup_audit.records import Record, Sample
+
+_PROMPT_ROLES = frozenset({"user", "tool", "function", "observation"})
+_WS = re.compile(r"\s+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+# CJK ideographs, kana, hangul: scripts written without spaces, where word shingles degenerate.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_ASCII_PUNCT = set(string.punctuation)
+
+
+def view_text(sample: Sample, view: str) -> str:
+    """The raw (un-normalised) text of one view. Turns are joined with role markers in `full` so
+    that moving text between turns is not mistaken for an identical conversation."""
+    if view == "prompt":
+        parts = [sample.system] if sample.system else []
+        parts += [t.text for t in sample.turns if t.role in _PROMPT_ROLES]
+        return "\n".join(parts)
+    if view == "first_turn":
+        first = next((t.text for t in sample.turns if t.role == "user"), "")
+        return f"{sample.system}\n{first}" if sample.system else first
+    if view == "response":
+        return "\n".join(t.text for t in sample.turns if t.role == "assistant")
+    if view == "full":
+        parts = [f"<system>\n{sample.system}"] if sample.system else []
+        if sample.tools:
+            parts.append(f"<tools>\n{sample.tools}")
+        parts += [f"<{t.role}>\n{t.text}" for t in sample.turns]
+        return "\n".join(parts)
+    raise ValueError(f"unknown view {view!r}")
+
+
+def normalize(text: str, cfg: NormalizeConfig) -> str:
+    """Normalise for comparison only; the written output always keeps the original text."""
+    if cfg.nfkc:
+        text = unicodedata.normalize("NFKC", text)
+    if cfg.lowercase:
+        text = text.lower()
+    if cfg.punctuation:
+        text = "".join(
+            ch
+            for ch in text
+            if ch not in _ASCII_PUNCT and not unicodedata.category(ch).startswith("P")
+        )
+    if cfg.whitespace:
+        text = _WS.sub(" ", text).strip()
+    return text
+
+
+def build_views(
+    records: Sequence[Record], view: str, cfg: NormalizeConfig
+) -> tuple[list[str], list[str]]:
+    """(raw texts, normalised texts) of one view for every record, in record order."""
+    raw = [view_text(r.sample, view) for r in records]
+    return raw, [normalize(t, cfg) for t in raw]
+
+
+def is_cjk(text: str, min_ratio: float = 0.3) -> bool:
+    """True when CJK characters make up at least `min_ratio` of the non-space characters."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return False
+    return sum(1 for c in chars if _CJK.match(c)) / len(chars) >= min_ratio
+
+
+def shingle_mode(texts: Sequence[str], cfg: MinHashConfig) -> str:
+    """Resolve `shingle="auto"` once per view for the whole corpus, so every text of a view is
+    shingled the same way (mixing modes would make Jaccard meaningless between them)."""
+    if cfg.shingle != "auto":
+        return cfg.shingle
+    sample = [t for t in texts if t][:2000]
+    if not sample:
+        return "word"
+    cjk = sum(1 for t in sample if is_cjk(t))
+    return "char" if cjk / len(sample) >= 0.2 else "word"
+
+
+def shingles(text: str, mode: str, cfg: MinHashConfig) -> set[str]:
+    """Word n-grams (mode "word") or character n-grams over the text without spaces ("char").
+
+    Texts shorter than one n-gram yield a single shingle of the whole text, so short prompts
+    ("hi", "你好") still compare instead of silently dropping out.
+    """
+    if mode == "char":
+        compact = _WS.sub("", text)
+        n = cfg.char_ngram
+        if len(compact) <= n:
+            return {compact} if compact else set()
+        return {compact[i : i + n] for i in range(len(compact) - n + 1)}
+    words = _WORD.findall(text)
+    n = cfg.ngram
+    if len(words) <= n:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

@@ -1,0 +1,111 @@
+"""`write_dataset`: the kept records, in their original order, back in the input's own format.
+
+What is written is each record's original `row` (never the normalised Sample), so every field,
+its value and the key order survive. With the same file type the reader's hints are reused,
+which makes the output byte-identical to the input when every record is kept (for JSON and
+JSONL written by json.dump-like tools, and CSV/TXT without blank lines; `writer_hints["exact"]`
+says whether that holds). Parquet, Arrow and save_to_disk outputs keep the input's schema.
+
+The output suffix picks the file type: .json .jsonl .ndjson .parquet .csv .tsv .arrow .txt, so
+`-o clean.parquet` converts a JSON input. An hf_disk (save_to_disk) input is written as a
+save_to_disk folder unless the output has one of those suffixes; a DatasetDict input keeps
+its other splits untouched. A multi-file input (a folder) is written as one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dedup_audit.errors import OutputError
+from dedup_audit.readers.common import SUFFIX_TYPES
+from dedup_audit.records import Dataset
+from dedup_audit.writers.atomic import atomic_write_bytes, atomic_write_dir, check_output_path
+from dedup_audit.writers.serialize import serialize
+
+_JSON_FAMILY = ("json", "jsonl")
+
+
+def target_type(out: Path, source_type: str) -> str:
+    """The file type an output path asks for (see the module docstring)."""
+    kind = SUFFIX_TYPES.get(out.suffix.lower())
+    if kind is not None:
+        return kind
+    if source_type == "hf_disk":
+        return "hf_disk"
+    raise OutputError(
+        f"{out}: cannot tell the output file type from its suffix; use one of "
+        f"{', '.join(sorted(SUFFIX_TYPES))}"
+    )
+
+
+def _hints_for(dataset: Dataset, target: str, out: Path) -> dict[str, Any]:
+    src = dataset.file_type
+    hints = dataset.writer_hints
+    if target == src:
+        chosen = dict(hints)
+    elif target in _JSON_FAMILY and src in _JSON_FAMILY:
+        chosen = {"ensure_ascii": hints.get("ensure_ascii", False), "bom": hints.get("bom", False)}
+    elif target in ("parquet", "arrow") and src in ("parquet", "arrow", "hf_disk"):
+        chosen = {"schema": hints.get("schema")}
+        if chosen["schema"] is None and hints.get("features") is not None:
+            chosen["schema"] = hints["features"].arrow_schema
+    else:
+        chosen = {}
+    if target == "csv":
+        if out.suffix.lower() == ".tsv":
+            chosen["delimiter"] = "\t"
+        elif chosen.get("delimiter") == "\t":
+            chosen["delimiter"] = ","
+    if target == "json" and src != "json":
+        chosen.pop("layout", None)
+    return chosen
+
+
+def _write_hf_disk(
+    dataset: Dataset, rows: list[dict[str, Any]], out: Path, hints: dict[str, Any]
+) -> None:
+    import datasets
+
+    features = dataset.writer_hints.get("features") if dataset.file_type == "hf_disk" else None
+    if rows:
+        ds = datasets.Dataset.from_list(rows, features=features)
+    elif features is not None:
+        ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    else:
+        raise OutputError(f"{out}: no rows to write and no features to write an empty dataset with")
+    split = dataset.writer_hints.get("split") if dataset.file_type == "hf_disk" else None
+
+    def fill(tmp: Path) -> None:
+        if split is None:
+            ds.save_to_disk(str(tmp))
+            return
+        whole = datasets.load_from_disk(dataset.paths[0])
+        parts = {name: whole[name] for name in whole}
+        parts[split] = ds
+        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+
+    atomic_write_dir(out, fill)
+
+
+def write_dataset(
+    dataset: Dataset, keep: Sequence[int], out_path: str | Path, *, force: bool = False
+) -> Path:
+    """Write the records whose index is in `keep` (in input order) to `out_path`."""
+    out = Path(out_path)
+    check_output_path(out, [Path(p) for p in dataset.paths], force)
+    by_index = {r.index: r for r in dataset.records}
+    wanted = sorted(set(keep))
+    unknown = [i for i in wanted if i not in by_index]
+    if unknown:
+        raise ValueError(f"keep holds indices not in the dataset: {unknown[:10]}")
+    rows = [by_index[i].row for i in wanted]
+    target = target_type(out, dataset.file_type)
+    hints = _hints_for(dataset, target, out)
+    if target == "hf_disk":
+        _write_hf_disk(dataset, rows, out, hints)
+        return out
+    text_key = dataset.columns.get("prompt") if dataset.format == "text" else None
+    atomic_write_bytes(out, serialize(rows, target, hints, text_key=text_key))
+    return out
