@@ -47,9 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "_work"
 VENV = WORK / "venv"
 CONFIG_DIR = ROOT / "benchmarks" / "memorization"
-SOURCE_DATA = Path(
-    os.environ.get("DEDUP_AUDIT_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
-) / "llamafactory"
+SOURCE_DATA = (
+    Path(os.environ.get("DEDUP_AUDIT_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
+    / "llamafactory"
+)
 TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 LLAMAFACTORY_SPEC = "llamafactory==0.9.5"
 
@@ -144,7 +145,9 @@ def prepare_data(data_dir: Path) -> dict[str, Any]:
     prompt_count: dict[tuple[str, str], int] = {}
     output_count: dict[str, int] = {}
     for r in rows:
-        prompt_count[(r["instruction"], r["input"])] = prompt_count.get((r["instruction"], r["input"]), 0) + 1
+        prompt_count[(r["instruction"], r["input"])] = (
+            prompt_count.get((r["instruction"], r["input"]), 0) + 1
+        )
         output_count[r["output"]] = output_count.get(r["output"], 0) + 1
     candidates = [
         i
@@ -183,9 +186,7 @@ def prepare_data(data_dir: Path) -> dict[str, Any]:
     for i in take(NEAR_PAIRS):
         variant = dict(rows[i])
         variant["output"], edits = near_edit(rows[i]["output"], rng)
-        groups.append(
-            {"group": gid, "kind": "near", "copies": 2, "source_row": i, "edits": edits}
-        )
+        groups.append({"group": gid, "kind": "near", "copies": 2, "source_row": i, "edits": edits})
         entries.append((dict(rows[i]), {"source_row": i, "group": gid, "copy": 0}))
         entries.append((variant, {"source_row": i, "group": gid, "copy": 1, "edited": True}))
         gid += 1
@@ -412,6 +413,11 @@ def inner(ns: argparse.Namespace) -> None:
     data_dir = WORK / "data"
     model_dir = WORK / "base_model"
     out_dir = WORK / "run"
+    losses = WORK / "losses.jsonl"
+    if ns.copy_only:
+        summary_file = json.loads((WORK / "summary.json").read_text(encoding="utf-8"))
+        copy_outputs(Path(ns.out), data_dir, out_dir, losses, summary_file)
+        return
     timings: dict[str, float] = {}
     t0 = time.time()
     manifest = prepare_data(data_dir)
@@ -424,16 +430,21 @@ def inner(ns: argparse.Namespace) -> None:
     import yaml
 
     cutoff = int(yaml.safe_load(yaml_text)["cutoff_len"])
-    losses = WORK / "losses.jsonl"
     timings["score_s"] = round(score(out_dir, data_dir, model_dir, losses, cutoff), 1)
     join_recorded(recorded_raw, data_dir, model_dir, cutoff, WORK / "recorded_losses.jsonl")
     summary = summarize(losses, manifest)
     log("mean post-hoc loss per group and epoch:\n" + json.dumps(summary, indent=1))
-    _write_json(WORK / "summary.json", {"timings": timings, "mean_loss": summary})
+    summary_obj = {"timings": timings, "mean_loss": summary}
+    _write_json(WORK / "summary.json", summary_obj)
     log(f"timings: {timings}")
-    if ns.no_copy:
-        return
-    dest = Path(ns.out)
+    if not ns.no_copy:
+        copy_outputs(Path(ns.out), data_dir, out_dir, losses, summary_obj)
+
+
+def copy_outputs(
+    dest: Path, data_dir: Path, out_dir: Path, losses: Path, summary: dict[str, Any]
+) -> None:
+    """The small recorded output (no weights) for sample_data/run/."""
     dest.mkdir(parents=True, exist_ok=True)
     sources = {
         "trainer_log.jsonl": out_dir / "trainer_log.jsonl",
@@ -451,7 +462,7 @@ def inner(ns: argparse.Namespace) -> None:
     # Paths in the YAML point into benchmarks/_work; make them repo-relative for readers.
     y = (dest / "training_args.yaml").read_text(encoding="utf-8").replace(str(ROOT) + "/", "")
     (dest / "training_args.yaml").write_text(y, encoding="utf-8")
-    _write_json(dest / "run_summary.json", {"timings": timings, "mean_loss": summary})
+    _write_json(dest / "run_summary.json", summary)
     log(f"copied recorded output to {dest}")
 
 
@@ -461,6 +472,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="override num_train_epochs")
     p.add_argument("--out", default=str(ROOT / "sample_data" / "run"), help="recorded output dir")
     p.add_argument("--no-copy", action="store_true", help="do not write the recorded output")
+    p.add_argument(
+        "--copy-only", action="store_true", help="only copy the last run's output (no training)"
+    )
     ns = p.parse_args()
     if ns.inner:
         inner(ns)

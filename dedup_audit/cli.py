@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -36,7 +36,7 @@ def handle_errors(func: F) -> F:
 class LazyGroup(click.Group):
     """Subcommands are imported only when used, so `dedup-audit --help` never imports torch."""
 
-    lazy: dict[str, tuple[str, str, str]] = {
+    lazy: ClassVar[dict[str, tuple[str, str, str]]] = {
         "scan": ("dedup_audit.commands.scan", "scan", "Find exact, near and semantic duplicates; write a report."),
         "clean": ("dedup_audit.commands.clean", "clean", "Write a deduplicated copy plus a record of every removal."),
         "rethreshold": ("dedup_audit.commands.rethreshold", "rethreshold", "Re-cluster a saved scan at new thresholds, no recompute."),

@@ -46,9 +46,10 @@ def choose_keeper(members: Sequence[int], records: Sequence[Record], keep: KeepP
             return hashlib.blake2b(f"{seed}:{records[m].id}".encode(), digest_size=8).hexdigest()
 
         return min(members, key=lambda m: (draw(m), m))
-    assert keep.column is not None
+    column = keep.column
+    assert column is not None, "KeepPolicy(policy='column') needs a column"
     sign = -1 if keep.direction == "max" else 1
-    return min(members, key=lambda m: (sign * _numeric(records[m], keep.column), m))
+    return min(members, key=lambda m: (sign * _numeric(records[m], column), m))
 
 
 def _numeric(record: Record, column: str) -> float:

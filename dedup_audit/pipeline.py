@@ -161,9 +161,8 @@ def scan(
     views: dict[str, ViewScan] = {}
     for view in cfg.views:
         raw, normalized = build_views(dataset.records, view, cfg.normalize)
-        if view == "first_turn" and view != cfg.dedup_view and "prompt" in cfg.views:
-            if normalized == build_views(dataset.records, "prompt", cfg.normalize)[1]:
-                continue  # single-turn data: the first turn is the prompt, don't report it twice
+        if _same_as_prompt(dataset, cfg, view, normalized):
+            continue  # single-turn data: the first turn is the prompt; don't report it twice
         vs = ViewScan(view, raw, normalized)
         if cfg.exact:
             vs.exact = find_exact(normalized, view)
@@ -181,6 +180,15 @@ def scan(
     for name, ref in (references or {}).items():
         against += _against(dataset, ref, name, cfg, encoder, progress)
     return _assemble(dataset, cfg, views, against)
+
+
+def _same_as_prompt(dataset: Dataset, cfg: ScanConfig, view: str, normalized: list[str]) -> bool:
+    return (
+        view == "first_turn"
+        and view != cfg.dedup_view
+        and "prompt" in cfg.views
+        and normalized == build_views(dataset.records, "prompt", cfg.normalize)[1]
+    )
 
 
 def _against(

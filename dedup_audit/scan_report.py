@@ -148,7 +148,7 @@ def _clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def largest_clusters_text(result: ScanResult, *, top: int = 5, width: int = 60) -> list[str]:
+def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) -> list[str]:
     """The largest clusters of each view, members side by side (id | text)."""
     lines: list[str] = []
     for view in result.views:

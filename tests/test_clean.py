@@ -87,3 +87,26 @@ def test_clean_refuses_to_overwrite_input_or_existing_output(sample_dir: Path, t
     clean(src, out, force=True)
     assert len(json.loads(out.read_text(encoding="utf-8"))) > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["identity.json", "out.json", "out.removed.jsonl"]
+
+
+def test_keep_by_numeric_column_on_jsonl(sample_dir: Path, tmp_path: Path) -> None:
+    from dedup_audit import ScanConfig
+    from dedup_audit.config import KeepPolicy
+    from dedup_audit.errors import ConfigError
+
+    rows = json.loads((sample_dir / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    src = tmp_path / "scored.jsonl"
+    src.write_text(
+        "".join(json.dumps({**r, "score": (i * 37) % 11}, ensure_ascii=False) + "\n" for i, r in enumerate(rows)),
+        encoding="utf-8",
+    )
+    res = clean(src, tmp_path / "out.jsonl", ScanConfig(keep=KeepPolicy.parse("score:max")))
+    kept = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(kept) == 985
+    scored = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()]
+    for c in res.scan.clusters_in("full", "exact"):
+        best = max(scored[m]["score"] for m in c.members)
+        survivors = [m for m in c.members if res.scan.decisions[m].keep]
+        assert len(survivors) == 1 and scored[survivors[0]]["score"] == best
+    with pytest.raises(ConfigError, match="--keep-by nope: record scored.jsonl:"):
+        scan(src, ScanConfig(keep=KeepPolicy.parse("nope:max")))

@@ -49,7 +49,7 @@ def clean(output: Path | None, removed_path: Path | None, report_dir: Path | Non
     """
     from dedup_audit.errors import ConfigError
     from dedup_audit.pipeline import clean as run_clean
-    from dedup_audit.scan_report import terminal_summary, build_report
+    from dedup_audit.scan_report import build_report, terminal_summary
 
     config = scan_config_from(kw)
     dataset = load_input(kw)

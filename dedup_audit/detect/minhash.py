@@ -16,7 +16,6 @@ from dedup_audit.progress import progress_bar
 from dedup_audit.records import Pair
 from dedup_audit.views import jaccard, shingle_mode, shingles
 
-
 MIN_RECALL_AT_THRESHOLD = 0.98
 
 

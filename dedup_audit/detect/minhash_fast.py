@@ -14,8 +14,8 @@ took most of the rest. This module keeps the contract and changes only how the w
   * ``"rensa"`` (optional dependency): rensa's Rust R-MinHash, built in one batch call. A
     different hash family, so candidates differ by LSH chance near the threshold, but every
     candidate is still verified by exact Jaccard, so no pair counts without its exact score.
-- LSH banding uses the same (bands, rows) that datasketch's `MinHashLSH` picks for the threshold,
-  done on the whole signature matrix with numpy instead of one query per text;
+- LSH banding uses the same (bands, rows) as `find_near` (`lsh_bands`, tuned for recall at the
+  threshold), done on the whole signature matrix with numpy instead of one query per text;
 - every candidate is verified by exact Jaccard computed from sparse shingle-id rows (integer
   counts, so the float is the same as `len(a & b) / len(a | b)`).
 
@@ -25,11 +25,12 @@ Deterministic for a seed: no step depends on hash-table or thread order (pairs a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from dedup_audit.config import MinHashConfig
 from dedup_audit.detect.exact import exact_groups
-from dedup_audit.detect.minhash import NearResult
+from dedup_audit.detect.minhash import NearResult, lsh_bands
 from dedup_audit.errors import ConfigError, MissingDependencyError
 from dedup_audit.progress import progress_bar
 from dedup_audit.records import Pair
@@ -56,22 +57,15 @@ def resolve_backend(backend: str) -> str:
     """`auto` means the reference-identical datasketch path: results must not depend on which
     optional packages happen to be installed (same input + options => same output)."""
     if backend not in BACKENDS:
-        raise ConfigError(f"--minhash-backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise ConfigError(
+            f"--minhash-backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
+        )
     if backend == "rensa" and not rensa_available():
         raise MissingDependencyError(
             "--minhash-backend rensa needs the optional package rensa: "
             "pip install rensa (or use --minhash-backend datasketch)"
         )
     return "datasketch" if backend == "auto" else backend
-
-
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) that datasketch's MinHashLSH chooses for this threshold, so both backends
-    propose candidates with the same probability curve as `find_near`."""
-    from datasketch import MinHashLSH
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    return int(lsh.b), int(lsh.r)
 
 
 def find_near_fast(
@@ -81,23 +75,18 @@ def find_near_fast(
     *,
     progress: bool = False,
     backend: str = "auto",
-    lsh_threshold: float | None = None,
 ) -> NearResult:
     """MinHash-LSH over the distinct non-empty texts of one view, as `find_near` does.
 
-    `lsh_threshold` (default: `cfg.threshold`) sets only the LSH banding; verification and the
-    returned scores do not depend on it. A value below `cfg.threshold` (e.g. 0.6 for 0.8) buys
-    recall on pairs just above the threshold, which banding at the threshold itself misses often
-    (about 60% of pairs at Jaccard 0.80 with 128 permutations; see benchmarks/README.md).
+    Same candidates rule (`lsh_bands(cfg.threshold, cfg.num_perm)`), same pair order (sorted by
+    record index), same exact scores; with backend "datasketch" also the same estimates.
     """
     import numpy as np
 
     name = resolve_backend(backend)
-    band_at = cfg.threshold if lsh_threshold is None else lsh_threshold
-    if not 0.0 < band_at <= 1.0:
-        raise ConfigError(f"--lsh-threshold must be in (0, 1], got {band_at}")
     mode = shingle_mode(texts, cfg)
-    result = NearResult(view=view, shingle=mode)
+    bands, r = lsh_bands(cfg.threshold, cfg.num_perm)
+    result = NearResult(view=view, shingle=mode, bands=bands, rows=r)
     reps: list[int] = []
     sets: list[set[str]] = []
     for group in exact_groups(texts):
@@ -108,13 +97,11 @@ def find_near_fast(
     if len(reps) < 2:
         return result
 
-    vocab: dict[str, int] = {}
-    rows = [np.fromiter((vocab.setdefault(x, len(vocab)) for x in s), np.int64, len(s)) for s in sets]
+    vocab, rows = _shingle_ids(sets)
     if name == "rensa":
         sig = _rensa_signatures(sets, cfg)
     else:
         sig = _datasketch_signatures(rows, list(vocab), cfg, view, progress)
-    bands, r = lsh_params(band_at, cfg.num_perm)
     lo, hi = _band_candidates(sig, bands, r, view, progress)
     inter, union = _exact_overlap(rows, len(vocab), lo, hi, view, progress)
     agree = _agreement(sig, lo, hi)
@@ -130,6 +117,19 @@ def find_near_fast(
         )
     ]
     return result
+
+
+def _shingle_ids(sets: list[set[str]]) -> tuple[list[str], list[npt.NDArray[np.int64]]]:
+    """Distinct shingles (first-seen order) and each text's shingle ids; C-level loops only,
+    since this touches every shingle of the corpus."""
+    import numpy as np
+
+    flat = list(chain.from_iterable(sets))
+    vocab = list(dict.fromkeys(flat))
+    ids = {shingle: k for k, shingle in enumerate(vocab)}
+    flat_ids = np.fromiter(map(ids.__getitem__, flat), np.int64, len(flat))
+    bounds = np.cumsum([len(s) for s in sets])[:-1]
+    return vocab, np.split(flat_ids, bounds)
 
 
 def _datasketch_signatures(
@@ -198,12 +198,16 @@ def _band_candidates(
     import numpy as np
 
     n = sig.shape[0]
+    mix = _band_mixers(r)
     keys: list[npt.NDArray[np.int64]] = []
     triu: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
     for k in progress_bar(range(bands), desc=f"lsh[{view}]", enabled=progress, total=bands):
-        band = np.ascontiguousarray(sig[:, k * r : (k + 1) * r])
-        _, inverse = np.unique(band, axis=0, return_inverse=True)
+        band = np.ascontiguousarray(sig[:, k * r : (k + 1) * r]).astype(np.uint64)
+        # Bucket by a 64-bit fingerprint of the band (fast), then keep only pairs whose band
+        # values are really equal, so a fingerprint collision can never add a candidate.
+        _, inverse = np.unique((band * mix).sum(axis=1), return_inverse=True)
         inverse = inverse.reshape(-1)
+        band_keys: list[npt.NDArray[np.int64]] = []
         order = np.argsort(inverse, kind="stable")  # members ascending within each bucket
         counts = np.bincount(inverse)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -213,12 +217,24 @@ def _band_candidates(
             if size not in triu:
                 triu[size] = np.triu_indices(size, 1)
             i, j = triu[size]
-            keys.append(members[i].astype(np.int64) * n + members[j])
+            band_keys.append(members[i].astype(np.int64) * n + members[j])
+        if band_keys:
+            both = np.concatenate(band_keys)
+            same = np.all(band[both // n] == band[both % n], axis=1)
+            keys.append(both[same])
     if not keys:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
     pairs = np.unique(np.concatenate(keys))
     return pairs // n, pairs % n
+
+
+def _band_mixers(r: int) -> npt.NDArray[np.uint64]:
+    """Fixed odd 64-bit multipliers (wrapping arithmetic) for band fingerprints."""
+    import numpy as np
+
+    rng = np.random.default_rng(0x5EED)
+    return rng.integers(1, 2**63, size=r, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 def _exact_overlap(

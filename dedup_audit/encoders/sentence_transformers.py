@@ -333,7 +333,9 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
             wrapped, args, str(fp32), input_names=names, output_names=["embedding"],
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )
-    quantize_dynamic(str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
+    )
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
         raise ConfigError(f"{source.path}: no tokenizer.json for the onnx backend; use --backend torch")

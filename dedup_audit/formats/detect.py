@@ -68,9 +68,9 @@ def message_style(rows: Sequence[Mapping[str, Any]], key: str) -> str:
     return "messages" if key == "messages" else "sharegpt"
 
 
-def _fail(file: str, keys: Sequence[str], why: str) -> FormatError:
+def _fail(file: str, keys: Sequence[str], why: str, *, suggest: bool = True) -> FormatError:
     hint = FIX_HINT
-    for prompt, response in _SUGGEST:
+    for prompt, response in _SUGGEST if suggest else ():
         if prompt in keys and response in keys:
             hint = f"--column prompt={prompt} --column response={response}"
             break
@@ -133,11 +133,17 @@ def detect_spec(rows: Sequence[Mapping[str, Any]], file: str, fmt: str = "auto")
     if fmt == "auto":
         if len(conv) == 2:
             raise _fail(
-                file, keys, "ambiguous format: rows have both 'conversations' and 'messages'"
+                file,
+                keys,
+                "ambiguous format: rows have both 'conversations' and 'messages'",
+                suggest=False,
             )
         if conv and "instruction" in keys:
             raise _fail(
-                file, keys, f"ambiguous format: rows have both {conv[0]!r} and 'instruction'"
+                file,
+                keys,
+                f"ambiguous format: rows have both {conv[0]!r} and 'instruction'",
+                suggest=False,
             )
         if paired:
             return _pairwise_spec(rows, keys, file)

@@ -27,11 +27,19 @@ from dedup_audit.formats.spec import (
 from dedup_audit.records import Sample, Turn
 
 
+def _message_like(value: Any) -> bool:
+    """A message ({role|from: ...}) or a list of them: what a JSON-encoded CSV cell of
+    chosen/rejected holds, as opposed to an answer that is itself JSON text."""
+    items = value if isinstance(value, list) and value else [value]
+    return all(isinstance(m, Mapping) and ("role" in m or "from" in m) for m in items)
+
+
 def _answer(row: Mapping[str, Any], key: str, spec: Spec, where: str) -> tuple[list[Turn], str]:
     """(conversation before the answer, answer text) from a chosen/rejected field."""
-    value = maybe_json(get_field(row, key, where, required=True))
-    if isinstance(value, str):
-        return [], value
+    raw = get_field(row, key, where, required=True)
+    value = maybe_json(raw)
+    if isinstance(value, str) or (isinstance(raw, str) and not _message_like(value)):
+        return [], raw  # a plain answer, even one that happens to be JSON text
     tags: Mapping[str, str] = spec.tags
     if not tags:  # alpaca-based rows whose answers are messages: read the message's own keys
         first = value[0] if isinstance(value, list) and value else value

@@ -104,7 +104,10 @@ def to_message(
             f"{where} has role {value!r}, expected one of {sorted(roles)}; set the role tags "
             f"(user_tag, assistant_tag, ...) in dataset_info.json"
         )
-    return Turn(roles[value], message_text(item, tags, where, openai))
+    text = message_text(item, tags, where, openai)
+    if openai and item.get("tool_calls") and not item.get(tags["content_tag"]):
+        return Turn("function", text)  # LLaMA-Factory: an assistant tool call is a function turn
+    return Turn(roles[value], text)
 
 
 def conversation(

@@ -9,7 +9,7 @@ conversation formats, the role/content tags. One Spec serves auto-detection, `--
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,7 @@ MESSAGES_TAGS: dict[str, str] = {
 }
 """OpenAI-style messages: LLaMA-Factory's sharegpt with role/content tags (as in mllm_demo)."""
 
-FIX_HINT = "--format alpaca|sharegpt|messages|text|pairwise, or --column ROLE=KEY (e.g. --column prompt=question)"
+FIX_HINT = "--format alpaca|sharegpt|messages|text|pairwise, or map keys with --column prompt=KEY --column response=KEY"
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,9 @@ class Spec:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def keys_text(keys: object) -> str:
-    """The keys of a row, for error messages: sorted so the message is stable."""
-    if isinstance(keys, Mapping):
-        keys = list(keys.keys())
-    return "[" + ", ".join(repr(k) for k in sorted(str(k) for k in keys)) + "]"  # type: ignore[attr-defined]
+def keys_text(keys: Iterable[Any]) -> str:
+    """The keys of a row (or a list of keys), for error messages: sorted so the message is stable."""
+    return "[" + ", ".join(repr(k) for k in sorted(str(k) for k in keys)) + "]"
 
 
 def type_name(value: object) -> str:

@@ -1,2 +1,46 @@
 """Memorization: the loss staircase in trainer logs, per-sample losses (scorer, recorder) and
-their analysis against the scan's duplicate clusters."""
+their analysis against the scan's duplicate clusters.
+
+    from dedup_audit.memorization import read_log, detect_staircase, read_losses, analyze_samples
+    stair = detect_staircase(read_log("saves/run"))
+    print(stair["verdict"], [(b["boundary"], b["ratio"]) for b in stair["boundaries"]])
+
+Heavy modules (scorer, recorder: torch/transformers) are not imported here.
+"""
+
+from __future__ import annotations
+
+from dedup_audit.memorization.analysis import (
+    Membership,
+    analyze_samples,
+    diagnose,
+    membership_from_dataset,
+    membership_from_scan_report,
+    recommend,
+)
+from dedup_audit.memorization.losses import LossRow, LossTable, read_losses
+from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.memorization.trainer_log import (
+    TrainingLog,
+    read_log,
+    read_trainer_log,
+    read_trainer_state,
+)
+
+__all__ = [
+    "LossRow",
+    "LossTable",
+    "Membership",
+    "StaircaseConfig",
+    "TrainingLog",
+    "analyze_samples",
+    "detect_staircase",
+    "diagnose",
+    "membership_from_dataset",
+    "membership_from_scan_report",
+    "read_log",
+    "read_losses",
+    "read_trainer_log",
+    "read_trainer_state",
+    "recommend",
+]

@@ -23,6 +23,7 @@ compares groups instead of assuming that duplicates cause the step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +39,13 @@ from dedup_audit.records import Cluster, Dataset, Sample, sample_key
 SIZE_BUCKETS = ("singleton", "2", "3-4", "5+")
 TOP_N = 10
 TEXT_CHARS = 240
+
+
+def _p(x: float | None) -> float | None:
+    """p-values keep 3 significant digits (a tiny p must not round to 0)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.3g}")
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
@@ -126,7 +134,9 @@ def membership_from_scan_report(report: Mapping[str, Any], view: str | None = No
     key}]}]). Records outside every cluster are unknown; loss keys that match no member are
     treated as singletons (and counted)."""
     if not isinstance(report.get("clusters"), list):
-        raise InputError("scan report has no 'clusters' list; pass the report.json `dedup-audit scan` wrote")
+        raise InputError(
+            "scan report has no 'clusters' list; pass the report.json `dedup-audit scan` wrote"
+        )
     cfg = report.get("config") or {}
     view = view or str(cfg.get("dedup_view") or "full")
     ids: dict[str, int] = {}
@@ -140,7 +150,9 @@ def membership_from_scan_report(report: Mapping[str, Any], view: str | None = No
             mem = [(int(m["index"]), str(m["id"]), str(m.get("key", ""))) for m in c["members"]]
             cid, kind, cview = int(c["id"]), str(c["kind"]), str(c["view"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"scan report cluster {c!r:.80} lacks id/view/kind/members ({exc})") from exc
+            raise InputError(
+                f"scan report cluster {c!r:.80} lacks id/view/kind/members ({exc})"
+            ) from exc
         for idx, rid, key in mem:
             ids[rid] = idx
             record_ids[idx] = rid
@@ -179,7 +191,7 @@ def mann_whitney(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
 
     res = stats.mannwhitneyu(list(x), list(y), alternative="greater")
     u = float(res.statistic)
-    out.update(U=_r(u, 3), p_value=_r(float(res.pvalue), 10), auc=_r(u / (len(x) * len(y)), 4))
+    out.update(U=_r(u, 3), p_value=_p(float(res.pvalue)), auc=_r(u / (len(x) * len(y)), 4))
     return out
 
 
@@ -190,7 +202,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     from scipy import stats
 
     res = stats.spearmanr(list(x), list(y))
-    out.update(rho=_r(float(res.statistic), 4), p_value=_r(float(res.pvalue), 10))
+    out.update(rho=_r(float(res.statistic), 4), p_value=_p(float(res.pvalue)))
     return out
 
 
@@ -210,7 +222,13 @@ class _Unit:
 
 def _curves(
     losses: LossTable, membership: Membership | None, heldout_keys: set[str]
-) -> tuple[dict[int, dict[float, float]], dict[int, str], dict[str, dict[float, float]], list[Issue], dict[str, Any]]:
+) -> tuple[
+    dict[int, dict[float, float]],
+    dict[int, str],
+    dict[str, dict[float, float]],
+    list[Issue],
+    dict[str, Any],
+]:
     """Per record loss curves (index -> epoch -> loss), the key used, held-out curves, issues."""
     train = {k: v for k, v in losses.by_key("train").items() if k not in heldout_keys}
     held = losses.by_key("heldout")
@@ -225,7 +243,7 @@ def _curves(
             used_key[i] = k
         notes["joined_by"] = "none"
         return curves, used_key, held, issues, notes
-    join = join_keys(sorted(train), membership.ids, membership.hashes)
+    join = join_keys(sorted(train), membership.ids, membership.hashes, losses.content_keys())
     notes["joined_by"] = join.matched_by
     notes["joined_keys"] = len(join.key_to_records)
     if membership.source == "scan":
@@ -252,7 +270,9 @@ def _curves(
         missing = membership.n_records - len(curves)
         notes["records_without_loss"] = missing
         if missing:
-            ex = [membership.record_ids[i] for i in sorted(membership.record_ids) if i not in curves][:5]
+            ex = [
+                membership.record_ids[i] for i in sorted(membership.record_ids) if i not in curves
+            ][:5]
             issues.append(
                 Issue(
                     "records_without_loss",
@@ -362,7 +382,8 @@ def analyze_samples(
         for g in groups_of(idx):
             group_records[g].append(idx)
     groups: dict[str, Any] = {}
-    for g, idxs in sorted(group_records.items()):
+    gorder = {f"size:{g}": i for i, g in enumerate(SIZE_BUCKETS)}
+    for g, idxs in sorted(group_records.items(), key=lambda kv: (gorder.get(kv[0], 99), kv[0])):
         curve = {}
         for e in epochs:
             vals = [curves[i][e] for i in idxs if e in curves[i]]
@@ -377,7 +398,7 @@ def analyze_samples(
     out["groups"] = groups
 
     boundaries = []
-    for a, b in zip(epochs, epochs[1:], strict=False):
+    for a, b in itertools.pairwise(epochs):
         both = [i for i in curves if a in curves[i] and b in curves[i]]
         if not both:
             continue
@@ -389,7 +410,8 @@ def analyze_samples(
             for i in both:
                 g = size_bucket(size_of[i]) if family == "size" else kind_of[i]
                 fam[g].append(curves[i][a] - curves[i][b])
-            for g, drops in sorted(fam.items()):
+            order = {g: i for i, g in enumerate(SIZE_BUCKETS)}
+            for g, drops in sorted(fam.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])):
                 w = len(drops) / len(both)
                 d = mean(drops)
                 part[g] = {
@@ -433,21 +455,27 @@ def analyze_samples(
 
     # --- unit-level values and statistics
     unit_rows = []
+    total_drop: dict[str, float | None] = {}
     for u in units:
         ucurves = [curves[i] for i in u.records]
         sc = [s for c in ucurves if (s := score(c)) is not None]
         dr = [c[first] - c[last] for c in ucurves if first in c and last in c]
+        tot = [c[start] - c[last] for c in ucurves if start in c and last in c]
         unit_rows.append((u, mean(sc) if sc else None, mean(dr) if dr else None))
+        total_drop[u.uid] = mean(tot) if tot else None
     dup = [s for u, s, _ in unit_rows if u.size > 1 and s is not None]
     uni = [s for u, s, _ in unit_rows if u.size == 1 and s is not None]
     dup_d = [d for u, _, d in unit_rows if u.size > 1 and d is not None]
     uni_d = [d for u, _, d in unit_rows if u.size == 1 and d is not None]
     sp = [(float(u.size), d) for u, _, d in unit_rows if d is not None]
+    spt = [(float(u.size), t) for u, _, _ in unit_rows if (t := total_drop[u.uid]) is not None]
     stats_out: dict[str, Any] = {
         "unit": "cluster (mean over its members) or singleton record",
         "auc_memorization_duplicated_vs_unique": mann_whitney(dup, uni),
         "mannwhitney_drop_since_first_duplicated_vs_unique": mann_whitney(dup_d, uni_d),
+        "spearman_copies_vs_total_drop": spearman([a for a, _ in spt], [b for _, b in spt]),
         "spearman_copies_vs_drop_since_first": spearman([a for a, _ in sp], [b for _, b in sp]),
+        "total_drop": {"from_epoch": start, "to_epoch": last},
         "drop_since_first": {"from_epoch": first, "to_epoch": last},
     }
     train_rel = [_log_ratio(c, first, last) for c in curves.values()]
@@ -477,14 +505,20 @@ def analyze_samples(
         (r for r in unit_rows if r[1] is not None), key=lambda r: (-(r[1] or 0.0), r[0].uid)
     )
     top = []
-    for u, s, d in ranked[:top_n]:
-        member_idx = list(membership.members.get(u.cluster_id, u.records)) if membership and u.cluster_id is not None else u.records
+    for u, sc_u, dr_u in ranked[:top_n]:
+        member_idx = (
+            list(membership.members.get(u.cluster_id, u.records))
+            if membership and u.cluster_id is not None
+            else u.records
+        )
         mem_rows = []
         for i in member_idx[:6]:
             c = curves.get(i, {})
             mem_rows.append(
                 {
-                    "id": membership.record_ids.get(i, used_key.get(i, "")) if membership else used_key.get(i, ""),
+                    "id": membership.record_ids.get(i, used_key.get(i, ""))
+                    if membership
+                    else used_key.get(i, ""),
                     "loss_key": used_key.get(i),
                     "losses": {f"{e:g}": _r(v) for e, v in sorted(c.items())},
                     **((membership.texts.get(i) or {}) if membership else {}),
@@ -496,8 +530,8 @@ def analyze_samples(
                 "cluster_id": u.cluster_id,
                 "copies": u.size,
                 "kind": u.kind,
-                "memorization_score": _r(s),
-                "drop_since_first": _r(d),
+                "memorization_score": _r(sc_u),
+                "drop_since_first": _r(dr_u),
                 "members": mem_rows,
                 "more_members": max(0, len(member_idx) - 6),
             }
@@ -563,7 +597,9 @@ def _exposure_overlap(by_size: Mapping[int, Mapping[float, list[float]]]) -> dic
         reason = "curves of different cluster sizes overlap when aligned by exposures"
     elif ratio is not None and ratio >= 0.8:
         verdict = "exposures do not explain"
-        reason = "curves still differ at equal exposures: something besides repetition count matters"
+        reason = (
+            "curves still differ at equal exposures: something besides repetition count matters"
+        )
     else:
         verdict = "partly"
         reason = "aligning by exposures narrows the gap between cluster sizes but does not close it"
@@ -633,4 +669,412 @@ ARG_KEYS = (
 def relevant_args(args: Mapping[str, Any] | None) -> dict[str, Any]:
     if not args:
         return {}
-    return {k: args[k] for k in ARG_KEYS if k in args and isinstance(args[k], (int, float, str, bool))}
+    return {
+        k: args[k] for k in ARG_KEYS if k in args and isinstance(args[k], (int, float, str, bool))
+    }
+
+
+# ---------------------------------------------------------------- differential diagnosis
+
+SUPPORTED, NOT_SUPPORTED, UNDECIDED = "supported", "not supported", "undecided"
+
+
+def _fmt(x: Any, spec: str = ".3g") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _hyp(
+    hid: str, title: str, verdict: str, evidence: list[str], decided_by: str
+) -> dict[str, Any]:
+    return {
+        "id": hid,
+        "hypothesis": title,
+        "verdict": verdict,
+        "evidence": evidence,
+        "decided_by": decided_by,
+    }
+
+
+def diagnose(
+    staircase: Mapping[str, Any] | None,
+    samples: Mapping[str, Any] | None,
+    *,
+    args: Mapping[str, Any] | None = None,
+    events: Mapping[str, Sequence[int]] | None = None,
+    duplicated_records: int | None = None,
+) -> list[dict[str, Any]]:
+    """Verdicts for the four usual explanations of a staircase, each with evidence and the file or
+    setting that would decide it when the inputs cannot."""
+    args = args or {}
+    st = staircase or {}
+    sm = samples if samples and samples.get("available") else None
+    stair = st.get("verdict")
+    stair_b = [b for b in st.get("boundaries", []) if b.get("verdict") == "staircase"]
+    out = []
+
+    # (a) memorization of repeated samples
+    ev: list[str] = []
+    if staircase:
+        ev.append(
+            f"logs: staircase verdict '{stair}'"
+            + (
+                " at boundary(ies) "
+                + ", ".join(
+                    f"{b['boundary']} (drop {_fmt(b.get('drop'))} = {_fmt(b.get('ratio'), '.1f')}x trend, p={_fmt(b.get('p_value'), '.2g')})"
+                    for b in stair_b
+                )
+                if stair_b
+                else ""
+            )
+        )
+    evl = st.get("eval") or {}
+    eval_signal = bool(
+        evl.get("present") and (evl.get("gap_growing") or evl.get("eval_rising_after_best"))
+    )
+    if evl.get("present"):
+        ev.append(
+            f"eval: train/eval gap {_fmt(evl.get('gap_first'))} -> {_fmt(evl.get('gap_last'))}"
+            f" (growth {_fmt(evl.get('gap_growth'))}); best eval loss at epoch {_fmt(evl.get('best_eval_epoch'))}"
+            + ("; eval loss rises after it" if evl.get("eval_rising_after_best") else "")
+        )
+    held_signal = False
+    held_known = False
+    sample_steps = False
+    if sm:
+        tvh = sm["stats"]["train_vs_heldout_log_drop"]
+        if tvh.get("n_y"):
+            held_known = True
+            held_signal = bool(
+                tvh.get("p_value") is not None
+                and tvh["p_value"] < 0.01
+                and (tvh.get("train_median") or 0) > (tvh.get("heldout_median") or 0)
+            )
+            ev.append(
+                f"per-sample: median log-loss drop train {_fmt(tvh.get('train_median'))} vs held-out "
+                f"{_fmt(tvh.get('heldout_median'))} (Mann-Whitney U={_fmt(tvh.get('U'), '.1f')}, "
+                f"p={_fmt(tvh.get('p_value'), '.2g')}, n={tvh['n_x']} vs {tvh['n_y']})"
+            )
+        for b in sm.get("boundaries", []):
+            f = b.get("singleton_fraction_dropping")
+            if b["from_epoch"] > 0 and f is not None:
+                sample_steps = sample_steps or f >= 0.8
+                ev.append(
+                    f"per-sample: epoch {b['from_epoch']:g}->{b['to_epoch']:g}: mean drop "
+                    f"{_fmt(b['total_mean_drop'])}, {100 * f:.0f}% of unique samples dropped"
+                    + (
+                        f", held-out {_fmt(b['heldout_mean_drop'])}"
+                        if b.get("heldout_mean_drop") is not None
+                        else ""
+                    )
+                )
+    if (stair == "staircase" or sample_steps) and (eval_signal or held_signal):
+        verdict = SUPPORTED
+    elif (
+        (held_known or evl.get("present"))
+        and not (eval_signal or held_signal)
+        and stair != "staircase"
+    ):
+        verdict = NOT_SUPPORTED
+    elif (held_known or evl.get("present")) and not (eval_signal or held_signal):
+        verdict = UNDECIDED
+        ev.append(
+            "train loss steps down but the held-out/eval loss falls with it: generalization, not only memorization"
+        )
+    else:
+        verdict = UNDECIDED
+    out.append(
+        _hyp(
+            "a",
+            "memorization of repeated samples (train loss falls at each new pass while held-out stalls)",
+            verdict,
+            ev,
+            "a held-out reference: `val_size: 0.1` + `eval_strategy: epoch` in the LLaMA-Factory YAML "
+            "(eval loss), or --heldout with per-sample losses of samples never trained on",
+        )
+    )
+
+    # (b) duplicated or near-duplicated data
+    ev = []
+    if not sm or sm.get("membership") is None:
+        verdict = UNDECIDED
+        if duplicated_records is not None:
+            ev.append(f"scan: {duplicated_records} record(s) sit in duplicate clusters")
+        ev.append("no per-sample losses joined with the scan's clusters")
+        if duplicated_records == 0:
+            verdict = NOT_SUPPORTED
+    else:
+        mem = sm["membership"]
+        st_auc = sm["stats"]["auc_memorization_duplicated_vs_unique"]
+        sp = sm["stats"]["spearman_copies_vs_total_drop"]
+        sp1 = sm["stats"]["spearman_copies_vs_drop_since_first"]
+        ev.append(
+            f"scan ({mem['source']}, view {mem['view']}): {mem['duplicated_records']} record(s) in "
+            f"{mem['clusters']} duplicate cluster(s)"
+        )
+        if mem["duplicated_records"] == 0:
+            verdict = NOT_SUPPORTED
+        else:
+            ev.append(
+                f"memorization score duplicated vs unique: AUC={_fmt(st_auc.get('auc'))}, "
+                f"Mann-Whitney U={_fmt(st_auc.get('U'), '.1f')}, p={_fmt(st_auc.get('p_value'), '.2g')}, "
+                f"n={st_auc['n_x']} clusters vs {st_auc['n_y']} unique"
+            )
+            ev.append(
+                f"Spearman(copies, drop epoch {sm['stats']['total_drop']['from_epoch']:g}->"
+                f"{sm['stats']['total_drop']['to_epoch']:g}): rho={_fmt(sp.get('rho'))}, "
+                f"p={_fmt(sp.get('p_value'), '.2g')}, n={sp['n']}; since epoch "
+                f"{sm['stats']['drop_since_first']['from_epoch']:g}: rho={_fmt(sp1.get('rho'))}, n={sp1['n']}"
+            )
+            for b in sm.get("boundaries", []):
+                sz = b["shares"]["size"]
+                single = sz.get("singleton", {})
+                dup_rows = 1 - (single.get("row_share") or 0.0)
+                dup_drop = 1 - (single.get("share_of_drop") or 0.0) if single else 1.0
+                ev.append(
+                    f"epoch {b['from_epoch']:g}->{b['to_epoch']:g}: duplicated rows carry "
+                    f"{100 * dup_drop:.0f}% of the mean drop from {100 * dup_rows:.0f}% of rows"
+                )
+            auc, p = st_auc.get("auc"), st_auc.get("p_value")
+            if auc is not None and p is not None and auc >= 0.7 and p < 0.01 and st_auc["n_x"] >= 3:
+                verdict = SUPPORTED
+            elif auc is None or p is None:
+                verdict = UNDECIDED
+            elif auc < 0.6 or p >= 0.05:
+                verdict = NOT_SUPPORTED
+            else:
+                verdict = UNDECIDED
+            expo = sm.get("exposures", {})
+            if expo.get("verdict"):
+                ev.append(f"exposures: {expo['verdict']} ({expo.get('reason')})")
+            b_single = [
+                b.get("singleton_fraction_dropping")
+                for b in sm.get("boundaries", [])
+                if b["from_epoch"] > 0
+            ]
+            if b_single and min(x or 0 for x in b_single) >= 0.8:
+                ev.append(
+                    "unique samples also drop at every boundary: the reshuffle gives each sample one "
+                    "more exposure per epoch, so the staircase does not need duplicates; duplicates deepen it"
+                )
+    out.append(
+        _hyp(
+            "b",
+            "duplicated or near-duplicated data (extra exposures inside each epoch)",
+            verdict,
+            ev,
+            "--data DATA (or --scan scan/report.json) together with --losses from `dedup-audit losses`",
+        )
+    )
+
+    # (c) learning-rate schedule / batch size / gradient accumulation
+    ev = []
+    lr = st.get("lr") or {}
+    sched = str(args.get("lr_scheduler_type") or "")
+    if not staircase or not st.get("boundaries"):
+        verdict = UNDECIDED
+        ev.append("no training log with epoch boundaries")
+    elif not lr.get("present"):
+        verdict = UNDECIDED
+        ev.append("the log has no learning rate ('lr' / 'learning_rate')")
+    else:
+        jumps = lr.get("jumps_at_boundaries") or []
+        for b in st["boundaries"]:
+            if b.get("lr_before") is not None:
+                ev.append(
+                    f"boundary {b['boundary']}: lr {b['lr_before']:.3g} -> {b['lr_after']:.3g}"
+                    f" ({'jump' if b.get('lr_jump') else 'continuous'})"
+                )
+        verdict = SUPPORTED if jumps or "restart" in sched else NOT_SUPPORTED
+    if sched:
+        ev.append(f"lr_scheduler_type: {sched}")
+    if st.get("steps_per_epoch"):
+        ev.append(
+            f"{st['steps_per_epoch']:g} optimizer steps per epoch, {st.get('logged_points_per_epoch')} logged points per epoch"
+        )
+    bs, ga = args.get("per_device_train_batch_size"), args.get("gradient_accumulation_steps")
+    if bs or ga:
+        ev.append(f"per_device_train_batch_size={bs}, gradient_accumulation_steps={ga}")
+    out.append(
+        _hyp(
+            "c",
+            "learning-rate schedule or batch-size / gradient-accumulation effects at the boundary",
+            verdict,
+            ev,
+            "the `lr` field of trainer_log.jsonl and `lr_scheduler_type` / warmup in the YAML",
+        )
+    )
+
+    # (d) evaluation / checkpoint events (or a resume) coinciding with boundaries
+    ev = []
+    events = {k: list(v) for k, v in (events or {}).items() if v}
+    if not staircase or not st.get("boundaries"):
+        verdict = UNDECIDED
+        ev.append("no training log with epoch boundaries")
+    else:
+        resumed = [b["boundary"] for b in st["boundaries"] if b.get("resumed_here")]
+        aligned = [b["boundary"] for b in st["boundaries"] if b.get("aligned_events")]
+        off = st.get("off_boundary_events") or []
+        sig_off = [e for e in off if e.get("significant")]
+        for name, steps in sorted(events.items()):
+            ev.append(
+                f"{name} events at step(s) {', '.join(map(str, steps[:12]))}{' ...' if len(steps) > 12 else ''}"
+            )
+        if resumed:
+            ev.append(f"the run was resumed at boundary(ies) {resumed}")
+        if aligned:
+            ev.append(f"events coincide with boundary(ies) {aligned}")
+        if off:
+            ev.append(
+                f"{len(off)} event(s) inside epochs; {len(sig_off)} with a significant drop"
+                + (
+                    f" (e.g. step {sig_off[0]['step']}, p={_fmt(sig_off[0]['p_value'], '.2g')})"
+                    if sig_off
+                    else ""
+                )
+            )
+        if (resumed and any(b in resumed for b in (x["boundary"] for x in stair_b))) or sig_off:
+            verdict = SUPPORTED
+        elif off:
+            verdict = NOT_SUPPORTED
+        elif not events and not st.get("boundaries"):
+            verdict = UNDECIDED
+        elif aligned:
+            verdict = UNDECIDED
+            ev.append(
+                "every event sits on a boundary, so the log cannot separate them (saving or evaluating "
+                "does not change the weights, but only a run with events off the boundaries proves it)"
+            )
+        elif events:
+            verdict = NOT_SUPPORTED
+            ev.append("no save/eval event or resume coincides with any boundary")
+        else:
+            verdict = UNDECIDED
+            ev.append("no save/eval events known")
+    out.append(
+        _hyp(
+            "d",
+            "evaluation / checkpoint events (or a resume) coinciding with the boundaries",
+            verdict,
+            ev,
+            "save_steps / eval_steps not a multiple of the steps per epoch (YAML), or the run's "
+            "trainer_state.json and checkpoint-* folders",
+        )
+    )
+    return out
+
+
+def recommend(
+    staircase: Mapping[str, Any] | None,
+    samples: Mapping[str, Any] | None,
+    diagnosis: Sequence[Mapping[str, Any]],
+    *,
+    args: Mapping[str, Any] | None = None,
+    duplicated_records: int | None = None,
+    data_path: str | None = None,
+    checkpoints: int = 0,
+) -> list[dict[str, Any]]:
+    """What to change, each with the evidence behind it (never a recommendation without one)."""
+    args = args or {}
+    st = staircase or {}
+    sm = samples if samples and samples.get("available") else None
+    verdict = {d["id"]: d["verdict"] for d in diagnosis}
+    recs: list[dict[str, Any]] = []
+    dup_n = duplicated_records
+    if sm and sm.get("membership"):
+        dup_n = sm["membership"]["duplicated_records"] - sm["membership"]["clusters"]
+    if dup_n:
+        auc = sm["stats"]["auc_memorization_duplicated_vs_unique"] if sm else {}
+        recs.append(
+            {
+                "action": f"remove the {dup_n} redundant row(s) (keep one per cluster)",
+                "setting": f"dedup-audit clean {data_path or 'DATA'} -o DATA.clean.json",
+                "evidence": (
+                    f"duplicated samples are memorized more: AUC={_fmt(auc.get('auc'))} "
+                    f"(p={_fmt(auc.get('p_value'), '.2g')}, n={auc.get('n_x')} vs {auc.get('n_y')})"
+                    if auc and auc.get("auc") is not None
+                    else "the scan found them; their effect is unmeasured without per-sample losses"
+                ),
+                "hypothesis": "b",
+            }
+        )
+    evl = st.get("eval") or {}
+    n_ep = args.get("num_train_epochs") or st.get("num_epochs_logged")
+    if evl.get("present") and evl.get("eval_rising_after_best") and evl.get("best_eval_epoch"):
+        best = max(1, round(evl["best_eval_epoch"]))
+        recs.append(
+            {
+                "action": f"train for fewer epochs ({best} instead of {n_ep})",
+                "setting": f"num_train_epochs: {best}",
+                "evidence": f"eval loss is lowest at epoch {evl['best_eval_epoch']:g} and rises after it",
+                "hypothesis": "a",
+            }
+        )
+    elif st.get("verdict") == "staircase" and verdict.get("a") != NOT_SUPPORTED:
+        recs.append(
+            {
+                "action": "measure a held-out loss to choose the number of epochs",
+                "setting": "val_size: 0.1\neval_strategy: epoch",
+                "evidence": "the loss steps down at every new pass over the data; without a held-out "
+                "curve the report cannot tell memorization from learning",
+                "hypothesis": "a",
+            }
+        )
+    per = st.get("logged_points_per_epoch")
+    if (args.get("logging_steps") or 1) > 1 or (per is not None and per < 12):
+        recs.append(
+            {
+                "action": "log every step so each boundary has enough points to test",
+                "setting": "logging_steps: 1",
+                "evidence": f"{per} logged point(s) per epoch"
+                + (
+                    f" (logging_steps: {args['logging_steps']})"
+                    if args.get("logging_steps")
+                    else ""
+                ),
+                "hypothesis": "a",
+            }
+        )
+    if not sm and (checkpoints == 0 or str(args.get("save_strategy", "")) not in ("epoch", "")):
+        recs.append(
+            {
+                "action": "save a checkpoint at every epoch and score per-sample losses on each",
+                "setting": "save_strategy: epoch\n# then: dedup-audit losses RUN_DIR --data DATA -o losses.jsonl",
+                "evidence": f"{checkpoints} checkpoint folder(s) found; per-sample losses are what link the drops to samples",
+                "hypothesis": "a, b",
+            }
+        )
+    if not evl.get("present") and not (sm and sm["stats"]["train_vs_heldout_log_drop"].get("n_y")):
+        recs.append(
+            {
+                "action": "hold out a validation split",
+                "setting": "val_size: 0.1\neval_strategy: epoch",
+                "evidence": "no eval loss in the log and no held-out per-sample losses",
+                "hypothesis": "a",
+            }
+        )
+    jumps = (st.get("lr") or {}).get("jumps_at_boundaries")
+    if jumps:
+        recs.append(
+            {
+                "action": "use a schedule without restarts at epoch boundaries",
+                "setting": "lr_scheduler_type: cosine",
+                "evidence": f"the learning rate jumps at boundary(ies) {jumps}",
+                "hypothesis": "c",
+            }
+        )
+    if (
+        verdict.get("d") == UNDECIDED
+        and (st.get("boundaries") or [])
+        and any(b.get("aligned_events") for b in st.get("boundaries", []))
+    ):
+        spe = st.get("steps_per_epoch")
+        recs.append(
+            {
+                "action": "to rule out checkpoint/eval events, place them off the epoch boundaries once",
+                "setting": "save_strategy: steps\nsave_steps: "
+                + (str(max(1, int(spe * 0.6))) if spe else "<not a multiple of steps per epoch>"),
+                "evidence": "all save/eval events coincide with boundaries in this run",
+                "hypothesis": "d",
+            }
+        )
+    return recs

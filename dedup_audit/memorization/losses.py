@@ -49,6 +49,7 @@ class LossRow:
     split: str = "train"
     n_tokens: int | None = None
     line: int = 0  # 1-based line / row number in the source file, for messages
+    content_key: str | None = None  # sample_key of the row's content, when the producer knows it
 
 
 @dataclass
@@ -91,6 +92,9 @@ class LossTable:
                 out[r.key][r.epoch] = r.loss
         return dict(out)
 
+    def content_keys(self) -> dict[str, str]:
+        return {r.key: r.content_key for r in self.rows if r.content_key}
+
     def steps(self) -> dict[float, int]:
         """Epoch -> global step of that measurement, where rows say it."""
         out: dict[float, int] = {}
@@ -112,7 +116,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     f"{path}:{n}: not valid JSON ({exc.msg}); each line must be one loss row object"
                 ) from exc
             if not isinstance(obj, dict):
-                raise InputError(f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}")
+                raise InputError(
+                    f"{path}:{n}: expected a JSON object per line, got {type(obj).__name__}"
+                )
             yield n, obj
 
 
@@ -129,8 +135,7 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
         raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
-    for n, row in enumerate(table.to_pylist(), 1):
-        yield n, row
+    yield from enumerate(table.to_pylist(), 1)
 
 
 def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -188,6 +193,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
         raise InputError(f"{path}:{n}: split must be 'train' or 'heldout', got {row_split!r}")
     step_f = _num(obj.get("step"))
     ckpt = obj.get("checkpoint")
+    ck = obj.get("content_key")
     return LossRow(
         key=str(key),
         epoch=round(epoch, 6),
@@ -197,11 +203,79 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
         split=row_split,
         n_tokens=n_tokens,
         line=n,
+        content_key=str(ck) if ck else None,
     )
+
+
+def is_recorded(rows: list[LossRow]) -> bool:
+    """Rows from a training-time recorder: no checkpoint and fractional epochs (the training
+    progress when the forward pass ran), rather than one row per checkpoint."""
+    train = [r for r in rows if r.split == "train"]
+    if not train or any(r.checkpoint for r in train):
+        return False
+    frac = sum(1 for r in train if abs(r.epoch - round(r.epoch)) > 1e-6)
+    return frac > 0.5 * len(train)
+
+
+def bin_recorded(rows: list[LossRow]) -> tuple[list[LossRow], Issue | None]:
+    """Recorder rows -> one row per (split, key, completed passes): epoch label = floor(epoch),
+    i.e. the loss after that many full passes, like a checkpoint at that epoch. Rows repeating a
+    (key, step) come from a resumed run (last kept); several rows of one key in a pass (copies of
+    a duplicate) are averaged, token-weighted when n_tokens is known."""
+    by_step: dict[tuple[str, str, int | None, float], LossRow] = {}
+    for r in rows:
+        by_step[(r.split, r.key, r.step, r.epoch if r.step is None else 0.0)] = r
+    groups: dict[tuple[str, str, float], list[LossRow]] = defaultdict(list)
+    for r in by_step.values():
+        groups[(r.split, r.key, float(math.floor(r.epoch + 1e-9)))].append(r)
+    out = []
+    multi = 0
+    for (split, key, ep), rs in groups.items():
+        if len(rs) > 1:
+            multi += 1
+        w = [r.n_tokens or 1 for r in rs]
+        loss = sum(r.loss * wi for r, wi in zip(rs, w, strict=True)) / sum(w)
+        last = max(rs, key=lambda r: (r.step or 0, r.line))
+        out.append(
+            LossRow(
+                key=key,
+                epoch=ep,
+                loss=loss,
+                step=last.step,
+                checkpoint=None,
+                split=split,
+                n_tokens=sum(r.n_tokens or 0 for r in rs) or None,
+                line=last.line,
+                content_key=last.content_key,
+            )
+        )
+    issue = None
+    if multi:
+        issue = Issue(
+            "recorded_multiple_per_epoch",
+            multi,
+            f"recorded losses: {multi} (key, epoch) pair(s) were trained on more than once in a pass "
+            "(copies of a duplicate); their losses were averaged",
+        )
+    return out, issue
 
 
 def validate_rows(rows: Iterable[LossRow], path: str, bad: list[str], raw: int) -> LossTable:
     """Deduplicate (split, key, epoch) keeping the last row, and record every finding."""
+    rows = list(rows)
+    notes: list[Issue] = []
+    if is_recorded(rows):
+        rows, note = bin_recorded(rows)
+        notes.append(
+            Issue(
+                "recorded_losses",
+                len(rows),
+                "losses recorded during training: epoch = completed passes when the sample was "
+                "trained on (floor of the fractional epoch)",
+            )
+        )
+        if note:
+            notes.append(note)
     last: dict[tuple[str, str, float], LossRow] = {}
     dup_examples: list[str] = []
     dups = conflicting = 0
@@ -218,8 +292,11 @@ def validate_rows(rows: Iterable[LossRow], path: str, bad: list[str], raw: int) 
                     f" (loss {prev.loss:.4g} vs {r.loss:.4g})"
                 )
         last[k] = r
-    table = LossTable(rows=sorted(last.values(), key=lambda r: (r.split, r.key, r.epoch)), path=path)
+    table = LossTable(
+        rows=sorted(last.values(), key=lambda r: (r.split, r.key, r.epoch)), path=path
+    )
     table.raw_rows = raw
+    table.issues.extend(notes)
     if bad:
         table.issues.append(
             Issue(
@@ -291,7 +368,9 @@ def merge(tables: Iterable[LossTable]) -> LossTable:
     """One table from several (e.g. --losses plus a --heldout losses file)."""
     tables = list(tables)
     rows = [r for t in tables for r in t.rows]
-    out = validate_rows(rows, " + ".join(t.path for t in tables), [], sum(t.raw_rows for t in tables))
+    out = validate_rows(
+        rows, " + ".join(t.path for t in tables), [], sum(t.raw_rows for t in tables)
+    )
     out.issues = [i for t in tables for i in t.issues] + out.issues
     return out
 
@@ -318,9 +397,14 @@ class JoinResult:
 
 
 def join_keys(
-    keys: Iterable[str], ids: Mapping[str, int], hashes: Mapping[str, tuple[int, ...]]
+    keys: Iterable[str],
+    ids: Mapping[str, int],
+    hashes: Mapping[str, tuple[int, ...]],
+    content_keys: Mapping[str, str] | None = None,
 ) -> JoinResult:
-    """Map loss keys to record indices by record id first, then by content hash."""
+    """Map loss keys to record indices by record id first, then by content hash (the key itself,
+    else the row's content_key)."""
+    content_keys = content_keys or {}
     mapping: dict[str, tuple[int, ...]] = {}
     unmatched: list[str] = []
     by_id = by_hash = 0
@@ -330,6 +414,9 @@ def join_keys(
             by_id += 1
         elif key in hashes:
             mapping[key] = hashes[key]
+            by_hash += 1
+        elif content_keys.get(key) in hashes:
+            mapping[key] = hashes[content_keys[key]]
             by_hash += 1
         else:
             unmatched.append(key)

@@ -66,7 +66,12 @@ from dedup_audit.records import Record, sample_key
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedTokenizerBase, TrainerControl, TrainerState, TrainingArguments
+    from transformers import (
+        PreTrainedTokenizerBase,
+        TrainerControl,
+        TrainerState,
+        TrainingArguments,
+    )
 
 LABEL_KEY_PREFIX = "labels:"
 

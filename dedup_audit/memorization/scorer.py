@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dedup_audit.errors import ConfigError, InputError, MissingDependencyError, OutputError
-from dedup_audit.records import Record, Sample, Turn, sample_key
+from dedup_audit.records import Record, Sample, sample_key
 
 if TYPE_CHECKING:
     import torch
@@ -207,7 +207,9 @@ class SftEncoder:
             if turn.role != "assistant":
                 messages.append({"role": turn.role, "content": turn.text})
                 continue
-            prompt = str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            prompt = str(
+                tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            )
             messages.append({"role": "assistant", "content": turn.text})
             full = str(tok.apply_chat_template(messages, tokenize=False))
             if not prompt.startswith(done) or not full.startswith(prompt):
@@ -305,46 +307,14 @@ def make_encoder(
 def load_records(
     path: str | Path, *, dataset_info: str | Path | None = None, dataset_name: str | None = None
 ) -> list[Record]:
-    """Records of a dataset file via the project's loader (dedup_audit.readers.load_dataset);
-    a minimal alpaca JSON/JSONL reader stands in while that loader is absent."""
-    try:
-        from dedup_audit.readers import load_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        load_dataset = None
-    if load_dataset is not None:
-        ds = load_dataset(
-            str(path), format="auto", dataset_info=dataset_info, dataset_name=dataset_name
-        )
-        return list(ds.records)
-    return _load_alpaca(Path(path))
+    """Records of a dataset through the project's loader, so ids ("train.json:12") and Samples
+    (alpaca instruction + "\\n" + input, as LLaMA-Factory converts it) match the scan's."""
+    from dedup_audit.readers import load_dataset
 
-
-def _load_alpaca(path: Path) -> list[Record]:
-    """Alpaca rows -> Records, with LLaMA-Factory's conversion (instruction + "\\n" + input)."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; pass a dataset file with --data")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
-    if not isinstance(rows, list):
-        raise InputError(f"{path}: expected a JSON list of alpaca rows")
-    records = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or "instruction" not in row or "output" not in row:
-            raise InputError(f"{path}: row {i} is not an alpaca row (instruction/input/output)")
-        turns: list[Turn] = []
-        for old_prompt, old_response in row.get("history") or []:
-            turns += [Turn("user", str(old_prompt)), Turn("assistant", str(old_response))]
-        query = "\n".join(x for x in (row.get("instruction"), row.get("input")) if x)
-        turns += [Turn("user", query), Turn("assistant", str(row["output"]))]
-        sample = Sample(turns=tuple(turns), system=str(row.get("system") or ""))
-        records.append(Record(i, f"{path.name}:{i}", row, sample, str(path)))
-    return records
+    ds = load_dataset(
+        str(path), format="auto", dataset_info=dataset_info, dataset_name=dataset_name
+    )
+    return list(ds.records)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,6 +385,7 @@ def load_model(target: ScoreTarget, base_model: str | Path | None, device: str) 
     """Full weights with AutoModelForCausalLM; LoRA adapters on top of their base via peft."""
     from transformers import AutoModelForCausalLM
 
+    model: Any
     if not target.adapter:
         model = AutoModelForCausalLM.from_pretrained(str(target.path))
     else:
@@ -433,7 +404,8 @@ def load_model(target: ScoreTarget, base_model: str | Path | None, device: str) 
                 f"{target.path}: adapter's base model {base!r} is not a local folder; "
                 "pass --base-model PATH"
             )
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(target.path))
+        base_weights: Any = AutoModelForCausalLM.from_pretrained(str(base))
+        model = PeftModel.from_pretrained(base_weights, str(target.path))
     model.to(device)
     model.eval()
     return model
@@ -476,9 +448,7 @@ def length_batches(items: Sequence[Encoded], batch_size: int) -> Iterator[list[E
         yield [items[i] for i in order[start : start + batch_size]]
 
 
-def response_losses(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[list[float], list[int]]:
+def response_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[float], list[int]]:
     """Mean next-token cross-entropy per row over positions whose label is not IGNORE_INDEX,
     and that token count. Computed in float32 whatever the model's dtype."""
     import torch
@@ -534,7 +504,7 @@ def score_model(
 
 def score_run(
     run_dir: str | Path,
-    data: str | Path,
+    data: str | Path | None,
     *,
     heldout: str | Path | None = None,
     base_model: str | Path | None = None,
@@ -569,20 +539,28 @@ def score_run(
     template = template or yaml_template
     max_length = max_length if max_length is not None else yaml_cutoff
 
-    tok_source = next(
-        (t.path for t in reversed(targets) if (t.path / "tokenizer_config.json").is_file()),
-        None,
-    ) or (run if (run / "tokenizer_config.json").is_file() else None) or base_model
+    tok_source = (
+        next(
+            (t.path for t in reversed(targets) if (t.path / "tokenizer_config.json").is_file()),
+            None,
+        )
+        or (run if (run / "tokenizer_config.json").is_file() else None)
+        or base_model
+    )
     if tok_source is None:
         raise InputError(f"{run}: no tokenizer in the checkpoints or run folder; pass --base-model")
     tokenizer = load_tokenizer(tok_source)
     encoder = make_encoder(tokenizer, template, max_length)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
     if pad_id is None:
         pad_id = 0
 
     items, skipped = encode_records(
-        load_records(data, dataset_info=dataset_info, dataset_name=dataset_name), encoder, "train"
+        load_records(data or "", dataset_info=dataset_info, dataset_name=dataset_name),
+        encoder,
+        "train",
     )
     if heldout is not None:
         held, skipped_h = encode_records(load_records(heldout), encoder, "heldout")
@@ -596,15 +574,22 @@ def score_run(
         items += held
         skipped += skipped_h
     if not items:
-        raise InputError(f"{data}: no sample has a response token left after truncation")
+        raise InputError(
+            f"{data or dataset_name}: no sample has a response token left after truncation"
+        )
 
     dev = resolve_device(device)
     rows: list[dict[str, Any]] = []
     for target in targets:
         model = load_model(target, base_model, dev)
         scores = score_model(
-            model, items, pad_id=int(pad_id), batch_size=batch_size, device=dev,
-            progress=progress, desc=f"scoring {target.name}",
+            model,
+            items,
+            pad_id=int(pad_id),
+            batch_size=batch_size,
+            device=dev,
+            progress=progress,
+            desc=f"scoring {target.name}",
         )
         del model
         for e in items:
@@ -639,7 +624,9 @@ def sort_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=k)
 
 
-def write_loss_rows(rows: Iterable[dict[str, Any]], path: str | Path, *, force: bool = False) -> None:
+def write_loss_rows(
+    rows: Iterable[dict[str, Any]], path: str | Path, *, force: bool = False
+) -> None:
     """Write loss rows as JSONL atomically (temp file + os.replace), fields in schema order."""
     out = Path(path)
     if out.exists() and not force:

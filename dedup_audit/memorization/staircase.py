@@ -46,6 +46,13 @@ class StaircaseConfig:
             raise ConfigError(f"min_points must be >= 2, got {self.min_points}")
 
 
+def _p(x: float | None) -> float | None:
+    """p-values keep 3 significant digits (a tiny p must not round to 0)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(f"{x:.3g}")
+
+
 def _r(x: float | None, nd: int = 6) -> float | None:
     if x is None or not math.isfinite(x):
         return None
@@ -285,7 +292,7 @@ def detect_staircase(
                     "step": pts[pos].step,
                     "excess_drop": _r(res["excess_drop"]),
                     "t": _r(res["t"], 3),
-                    "p_value": _r(res["p_value"]),
+                    "p_value": _p(res["p_value"]),
                 }
             )
     placebo_level = median(abs(x) for x in placebo_excess) if placebo_excess else None
@@ -309,7 +316,9 @@ def detect_staircase(
         near = [
             r
             for r in log.resumes
-            if before[-max(nw, 1)].step - tol <= r.resumed_at_step <= after[: max(nw, 1)][-1].step + tol
+            if before[-max(nw, 1)].step - tol
+            <= r.resumed_at_step
+            <= after[: max(nw, 1)][-1].step + tol
         ]
         b["resumed_here"] = bool(near)
         aligned = {
@@ -327,10 +336,16 @@ def detect_staircase(
             out["boundaries"].append(b)
             continue
         for name, value in res.items():
-            b[name] = _r(value, 3 if name in ("t",) else 6) if isinstance(value, float) else value
+            b[name] = (
+                (_p(value) if name == "p_value" else _r(value, 3 if name == "t" else 6))
+                if isinstance(value, float)
+                else value
+            )
         significant = res["p_value"] < cfg.alpha and res["drop"] > 0
         big = res["ratio"] is None or res["ratio"] >= cfg.min_ratio
-        beats_placebo = placebo_level is None or res["excess_drop"] > cfg.placebo_factor * placebo_level
+        beats_placebo = (
+            placebo_level is None or res["excess_drop"] > cfg.placebo_factor * placebo_level
+        )
         verdict = "inconclusive"
         if significant and big and beats_placebo:
             verdict = "staircase"
@@ -343,7 +358,9 @@ def detect_staircase(
             res["p_value"] >= 0.05 and res["ratio"] is not None and res["ratio"] < cfg.min_ratio
         ):
             verdict = "smooth"
-            b["reasons"].append("the drop across the boundary is what the within-epoch trend predicts")
+            b["reasons"].append(
+                "the drop across the boundary is what the within-epoch trend predicts"
+            )
         else:
             if not beats_placebo:
                 b["reasons"].append(
@@ -360,7 +377,9 @@ def detect_staircase(
             )
         if verdict == "staircase" and near:
             verdict = "inconclusive"
-            b["reasons"].append("the run was resumed at this boundary; the drop may be a resume artefact")
+            b["reasons"].append(
+                "the run was resumed at this boundary; the drop may be a resume artefact"
+            )
         b["verdict"] = verdict
         verdicts.append(verdict)
         out["boundaries"].append(b)
@@ -377,7 +396,9 @@ def detect_staircase(
         out["reasons"].append("every boundary drop matches the within-epoch trend")
     else:
         out["reasons"].append("no boundary passes the staircase test, not all look smooth")
-    out["off_boundary_events"] = _event_drops(events, by_epoch, out["boundaries"], cfg, per_epoch, tol)
+    out["off_boundary_events"] = _event_drops(
+        events, by_epoch, out["boundaries"], cfg, per_epoch, tol
+    )
     out["lr"] = {
         "present": log.has_lr,
         "typical_within_epoch_step": _r(typical_lr_step, 12),
@@ -425,8 +446,10 @@ def _event_drops(
                     continue
                 res = _compare(pts[:pos], pts[pos:], cfg, per_epoch)
                 if res is not None:
-                    significant = res["p_value"] < cfg.alpha and res["drop"] > 0 and (
-                        res["ratio"] is None or res["ratio"] >= cfg.min_ratio
+                    significant = (
+                        res["p_value"] < cfg.alpha
+                        and res["drop"] > 0
+                        and (res["ratio"] is None or res["ratio"] >= cfg.min_ratio)
                     )
                     out.append(
                         {
@@ -435,7 +458,7 @@ def _event_drops(
                             "drop": _r(res["drop"]),
                             "excess_drop": _r(res["excess_drop"]),
                             "t": _r(res["t"], 3),
-                            "p_value": _r(res["p_value"]),
+                            "p_value": _p(res["p_value"]),
                             "significant": significant,
                         }
                     )
@@ -447,12 +470,14 @@ def eval_gap(log: TrainingLog, entries: list[LogEntry], window: int) -> dict[str
     """Train/eval gap at each eval point: a growing gap while train loss falls is overfitting."""
     if not log.evals:
         return {"present": False}
-    points = []
+    points: list[dict[str, Any]] = []
+    raw: list[tuple[float, float]] = []  # (eval, train) unrounded
     for ev in log.evals:
         prior = [e.loss or 0.0 for e in entries if e.step <= ev.step][-window:]
         if not prior or ev.eval_loss is None:
             continue
         train = sum(prior) / len(prior)
+        raw.append((ev.eval_loss, train))
         points.append(
             {
                 "step": ev.step,
@@ -464,9 +489,10 @@ def eval_gap(log: TrainingLog, entries: list[LogEntry], window: int) -> dict[str
         )
     if not points:
         return {"present": False}
-    evals = [p["eval_loss"] for p in points]
+    evals = [e for e, _ in raw]
+    gaps = [e - t for e, t in raw]
     best = min(range(len(evals)), key=lambda i: evals[i])
-    growth = points[-1]["gap"] - points[0]["gap"] if len(points) > 1 else 0.0
+    growth = gaps[-1] - gaps[0]
     return {
         "present": True,
         "points": points,
@@ -476,5 +502,5 @@ def eval_gap(log: TrainingLog, entries: list[LogEntry], window: int) -> dict[str
         "best_eval_step": points[best]["step"],
         "best_eval_epoch": points[best]["epoch"],
         "eval_rising_after_best": best < len(points) - 1 and evals[-1] > evals[best] * 1.01,
-        "gap_growing": len(points) > 1 and growth > 0.05 * abs(points[0]["train_loss"] or 1.0),
+        "gap_growing": len(points) > 1 and growth > 0.05 * abs(raw[0][1] or 1.0),
     }

@@ -15,6 +15,7 @@ trainer_state.json (HF Trainer): `log_history` holds the same entries with `step
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def _f(value: Any) -> float | None:
 
 def _entries(
     raw: list[tuple[int, dict[str, Any]]], path: str, step_key: str
-) -> tuple[list[LogEntry], list[LogEntry], dict[str, Any], list[Resume], int, list[str], str | None]:
+) -> tuple[
+    list[LogEntry], list[LogEntry], dict[str, Any], list[Resume], int, list[str], str | None
+]:
     """Split raw log objects into train and eval entries, dedupe steps, find resumes."""
     train: dict[int, LogEntry] = {}
     evals: dict[int, LogEntry] = {}
@@ -194,7 +197,9 @@ def read_trainer_log(path: str | Path) -> TrainingLog:
                 break
             if isinstance(obj, dict):
                 raw.append((n, obj))
-    train, evals, summary, resumes, dup, nonfinite, lr_field = _entries(raw, str(p), "current_steps")
+    train, evals, summary, resumes, dup, nonfinite, lr_field = _entries(
+        raw, str(p), "current_steps"
+    )
     total = None
     for _, obj in raw:
         t = _f(obj.get("total_steps"))
@@ -213,7 +218,7 @@ def read_trainer_log(path: str | Path) -> TrainingLog:
         lr_field=lr_field,
     )
     if len(train) >= 2:
-        diffs = sorted({b.step - a.step for a, b in zip(train, train[1:], strict=False)})
+        diffs = sorted({b.step - a.step for a, b in itertools.pairwise(train)})
         log.logging_steps = diffs[0] if diffs else None
     return log
 

@@ -19,6 +19,9 @@ from dedup_audit.formats.spec import type_name
 from dedup_audit.readers.common import RawFile, newline_of, read_text
 
 COMPACT = (",", ":")
+EXACT_CHECK_LIMIT = 32_000_000
+"""Files up to this many characters are re-serialized at load to prove `exact`; beyond it the
+check (a pure-Python indented json.dumps) would cost seconds, so `exact` is None (unchecked)."""
 DEFAULT_SEPARATORS = (", ", ": ")
 
 
@@ -115,7 +118,11 @@ def read_json(path: Path) -> RawFile:
     if hints["indent"] is None:
         compact = json.dumps(rows[0], separators=COMPACT, ensure_ascii=hints["ensure_ascii"])
         hints["separators"] = COMPACT if compact in body else DEFAULT_SEPARATORS
-    hints["exact"] = dumps_json(rows, {**hints, "newline": "\n"}) == body
+    hints["exact"] = (
+        dumps_json(rows, {**hints, "newline": "\n"}) == body
+        if len(body) <= EXACT_CHECK_LIMIT
+        else None
+    )
     return RawFile(path, "json", rows, hints)
 
 
@@ -151,7 +158,11 @@ def read_jsonl_text(path: Path, text: str, bom: bool) -> RawFile:
         if json.dumps(rows[0], separators=COMPACT, ensure_ascii=ea) == first
         else None,
     }
-    hints["exact"] = dumps_jsonl(rows, {**hints, "newline": "\n"}) == body
+    hints["exact"] = (
+        dumps_jsonl(rows, {**hints, "newline": "\n"}) == body
+        if len(body) <= EXACT_CHECK_LIMIT
+        else None
+    )
     return RawFile(path, "jsonl", rows, hints, lines)
 
 

@@ -103,7 +103,7 @@ def _ids(raws: list[RawFile], id_column: str | None, wheres: list[str]) -> list[
 
 
 def _where(raw: RawFile, i: int) -> str:
-    if raw.lines is not None and raw.file_type in ("jsonl", "txt", "csv", "json"):
+    if raw.lines is not None:
         return f"{raw.path}: row {i} (line {raw.lines[i]})"
     return f"{raw.path}: row {i}"
 
@@ -171,7 +171,8 @@ def load_dataset(
         sample = build_sample(rows[n], spec, wheres[n])
         records.append(Record(index=n, id=ids[n], row=rows[n], sample=sample, source=sources[n]))
     hints: dict[str, Any] = dict(raws[0].hints)
-    hints["exact"] = all(raw.hints.get("exact", False) for raw in raws)
+    checks = [raw.hints.get("exact") for raw in raws]
+    hints["exact"] = None if None in checks else all(checks)
     if entry is not None:
         hints["dataset_info"] = {"name": entry.name, "entry": entry.entry}
     return Dataset(

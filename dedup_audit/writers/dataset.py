@@ -53,6 +53,8 @@ def _hints_for(dataset: Dataset, target: str, out: Path) -> dict[str, Any]:
             chosen["schema"] = hints["features"].arrow_schema
     else:
         chosen = {}
+    if target in ("parquet", "arrow") and chosen.get("schema") is None:
+        chosen["schema"] = _schema_of(dataset)
     if target == "csv":
         if out.suffix.lower() == ".tsv":
             chosen["delimiter"] = "\t"
@@ -63,12 +65,25 @@ def _hints_for(dataset: Dataset, target: str, out: Path) -> dict[str, Any]:
     return chosen
 
 
+def _schema_of(dataset: Dataset) -> Any:
+    """One schema for the whole input, so any subset (even an empty one) gets the same column
+    types; None when the rows do not fit one table (the write then reports why)."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pylist([r.row for r in dataset.records]).schema
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+
+
 def _write_hf_disk(
     dataset: Dataset, rows: list[dict[str, Any]], out: Path, hints: dict[str, Any]
 ) -> None:
     import datasets
 
     features = dataset.writer_hints.get("features") if dataset.file_type == "hf_disk" else None
+    if features is None and not rows and dataset.records:
+        features = datasets.Dataset.from_list([r.row for r in dataset.records]).features
     if rows:
         ds = datasets.Dataset.from_list(rows, features=features)
     elif features is not None:

@@ -177,12 +177,18 @@ def simulate(
                 }
             )
             history.append(
-                {"epoch": epoch_v, "grad_norm": 1.0, "learning_rate": lr, "loss": round(loss, 4), "step": step}
+                {
+                    "epoch": epoch_v,
+                    "grad_norm": 1.0,
+                    "learning_rate": lr,
+                    "loss": round(loss, 4),
+                    "step": step,
+                }
             )
         checkpoint(ep)
-        ev = sum(
-            difficulty[n_unique + h] * g(step) for h in range(len(heldout))
-        ) / max(1, len(heldout))
+        ev = sum(difficulty[n_unique + h] * g(step) for h in range(len(heldout))) / max(
+            1, len(heldout)
+        )
         history.append({"epoch": float(ep), "eval_loss": round(ev, 4), "step": step})
     log.append(
         {
@@ -194,7 +200,9 @@ def simulate(
             "remaining_time": "0:00:00",
         }
     )
-    history.append({"epoch": float(epochs), "step": total, "train_loss": 1.0, "train_runtime": total * 2.5})
+    history.append(
+        {"epoch": float(epochs), "step": total, "train_loss": 1.0, "train_runtime": total * 2.5}
+    )
     state = {
         "best_model_checkpoint": None,
         "epoch": float(epochs),
@@ -210,7 +218,9 @@ def simulate(
     return SimRun(rows, content, copies, near, heldout, log, losses, state, spe)
 
 
-def smooth_log(*, steps: int = 120, epochs: int = 4, seed: int = 1, noise: float = 0.04) -> list[dict[str, Any]]:
+def smooth_log(
+    *, steps: int = 120, epochs: int = 4, seed: int = 1, noise: float = 0.04
+) -> list[dict[str, Any]]:
     """A smooth exponential-decay curve with no boundary effect (the no-staircase control)."""
     rng = random.Random(seed)
     spe = steps // epochs
@@ -229,7 +239,9 @@ def smooth_log(*, steps: int = 120, epochs: int = 4, seed: int = 1, noise: float
                 "remaining_time": _fmt(steps - s),
             }
         )
-    out.append({"current_steps": steps, "total_steps": steps, "epoch": float(epochs), "percentage": 100.0})
+    out.append(
+        {"current_steps": steps, "total_steps": steps, "epoch": float(epochs), "percentage": 100.0}
+    )
     return out
 
 
@@ -238,10 +250,14 @@ def write_run(run: SimRun, folder: Path, *, state: bool = True, losses: bool = T
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(folder / "trainer_log.jsonl", run.log)
     if state:
-        (folder / "trainer_state.json").write_text(json.dumps(run.state, indent=2), encoding="utf-8")
+        (folder / "trainer_state.json").write_text(
+            json.dumps(run.state, indent=2), encoding="utf-8"
+        )
     for ep in range(1, int(run.state["num_train_epochs"]) + 1):
         (folder / f"checkpoint-{ep * run.steps_per_epoch}").mkdir(exist_ok=True)
-    (folder / "sim.json").write_text(json.dumps(run.rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / "sim.json").write_text(
+        json.dumps(run.rows, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     if losses:
         write_jsonl(folder / "losses.jsonl", run.losses)
     return folder

@@ -1,0 +1,114 @@
+"""Calibration: how likely LSH is to catch a pair, which pairs sit on a threshold, and what a
+saved scan looks like at other thresholds (no similarity is recomputed).
+
+MinHash-LSH with b bands of r rows proposes a pair of Jaccard s with probability
+1 - (1 - s^r)^b (the "S-curve"). datasketch picks (b, r) for a threshold and num_perm by
+minimising weighted false positive/negative areas; the curve shows what that choice means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from dedup_audit.errors import ConfigError, InputError
+from dedup_audit.records import Pair
+
+S_POINTS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) datasketch's MinHashLSH uses for this threshold and num_perm."""
+    from datasketch import MinHashLSH
+
+    if not 0.0 < threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in (0, 1], got {threshold}")
+    if num_perm < 2:
+        raise ConfigError(f"--num-perm must be >= 2, got {num_perm}")
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return int(lsh.b), int(lsh.r)
+
+
+def candidate_probability(s: float, bands: int, rows: int) -> float:
+    """P(pair becomes an LSH candidate | Jaccard s) = 1 - (1 - s^r)^b."""
+    return 1.0 - (1.0 - s**rows) ** bands
+
+
+def s_curve(
+    threshold: float, num_perm: int, points: Sequence[float] = S_POINTS
+) -> list[tuple[float, float]]:
+    """(Jaccard, probability of being a candidate) at each point, for datasketch's (b, r)."""
+    b, r = lsh_params(threshold, num_perm)
+    return [(s, candidate_probability(s, b, r)) for s in points]
+
+
+def borderline_pairs(
+    pairs: Iterable[Pair],
+    thresholds: Mapping[str, float],
+    *,
+    margin: float = 0.05,
+    limit: int | None = 20,
+) -> dict[str, list[Pair]]:
+    """Per method, pairs whose score is within `margin` of that method's threshold (on either
+    side), closest first, ties by (view, a, b): the ones worth a person's eyes before trusting
+    the threshold. Methods without a threshold (exact) are skipped."""
+    out: dict[str, list[Pair]] = {}
+    for p in pairs:
+        thr = thresholds.get(p.method)
+        if thr is not None and abs(p.score - thr) <= margin:
+            out.setdefault(p.method, []).append(p)
+    for method, ps in out.items():
+        ps.sort(key=lambda p: (abs(p.score - thresholds[method]), p.view, p.a, p.b))
+        if limit is not None:
+            out[method] = ps[:limit]
+    return dict(sorted(out.items()))
+
+
+def rethreshold(
+    pairs: Iterable[Pair],
+    thresholds: Mapping[str, float],
+    *,
+    scanned: Mapping[str, float] | None = None,
+) -> list[Pair]:
+    """The pairs that count as duplicate edges at new per-method thresholds (exact edges and
+    methods not named always count), in input order. Feed them to `build_clusters`.
+
+    `scanned` holds the thresholds the scan ran with. Going below them cannot be answered from
+    saved scores for MinHash (LSH never proposed those candidates) or embeddings (only
+    neighbours down to the scan's floor were kept), so that raises ConfigError: rescan instead.
+    """
+    for method, thr in thresholds.items():
+        floor = (scanned or {}).get(method)
+        if floor is not None and thr < floor - 1e-12:
+            raise ConfigError(
+                f"cannot lower the {method} threshold to {thr} from a scan run at {floor}: the "
+                "pairs below were never scored. Rescan with the lower threshold"
+            )
+    return [p for p in pairs if p.method not in thresholds or p.score >= thresholds[p.method]]
+
+
+def pairs_from_report(report: Mapping[str, Any]) -> list[Pair]:
+    """Scored pairs from a scan report.json (`scored_pairs`: {view: [[a, b, method, score,
+    estimate], ...]})."""
+    scored = report.get("scored_pairs")
+    if not isinstance(scored, Mapping):
+        raise InputError("report.json has no `scored_pairs`; was it written by `dedup-audit scan`?")
+    pairs: list[Pair] = []
+    for view, rows in sorted(scored.items()):
+        for row in rows:
+            a, b, method, score, estimate = row
+            pairs.append(Pair(int(a), int(b), float(score), str(method), str(view),
+                              None if estimate is None else float(estimate)))
+    return pairs
+
+
+def report_thresholds(report: Mapping[str, Any]) -> dict[str, float]:
+    """The thresholds a saved scan ran with, keyed by pair method."""
+    cfg = report.get("config", {})
+    out: dict[str, float] = {}
+    if "minhash" in cfg:
+        out["minhash"] = float(cfg["minhash"]["threshold"])
+    sem = cfg.get("semantic") or {}
+    if sem.get("enabled"):
+        out["embedding"] = float(sem["threshold"])
+    return out

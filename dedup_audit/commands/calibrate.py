@@ -1,0 +1,92 @@
+"""`dedup-audit calibrate`: the LSH S-curve and, from a saved scan, the borderline pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from dedup_audit.errors import InputError
+
+
+@click.command(
+    "calibrate",
+    epilog="""\b
+Examples:
+  dedup-audit calibrate --threshold 0.8 --num-perm 128
+  dedup-audit calibrate --report out/report.json --margin 0.03 --limit 10
+""",
+)
+@click.option("--threshold", type=float, default=None, show_default="0.8 or the report's",
+              help="MinHash Jaccard threshold.")
+@click.option("--num-perm", type=int, default=None, show_default="128 or the report's",
+              help="MinHash permutations.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A scan's report.json: list pairs near its thresholds.")
+@click.option("--semantic-threshold", type=float, default=None,
+              help="Cosine threshold to inspect (default: the report's).")
+@click.option("--margin", type=float, default=0.05, show_default=True,
+              help="How far either side of a threshold counts as borderline.")
+@click.option("--limit", type=int, default=20, show_default=True,
+              help="Borderline pairs shown per method.")
+def calibrate(
+    threshold: float | None,
+    num_perm: int | None,
+    report_path: Path | None,
+    semantic_threshold: float | None,
+    margin: float,
+    limit: int,
+) -> None:
+    """Show how likely MinHash-LSH is to catch a pair at each Jaccard similarity for the
+    bands/rows datasketch picks, and list a saved scan's pairs just either side of each
+    threshold so a person can check where the cut should be."""
+    from dedup_audit.calibrate import (
+        borderline_pairs,
+        lsh_params,
+        pairs_from_report,
+        report_thresholds,
+        s_curve,
+    )
+
+    report = None
+    if report_path is not None:
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{report_path}: cannot read the scan report ({exc})") from exc
+        mh = report.get("config", {}).get("minhash", {})
+        threshold = threshold if threshold is not None else mh.get("threshold")
+        num_perm = num_perm if num_perm is not None else mh.get("num_perm")
+    threshold = 0.8 if threshold is None else float(threshold)
+    num_perm = 128 if num_perm is None else int(num_perm)
+    b, r = lsh_params(threshold, num_perm)
+    click.echo(f"MinHash-LSH threshold {threshold}, num_perm {num_perm}: {b} bands x {r} rows")
+    click.echo("  Jaccard  P(candidate)")
+    for s, p in s_curve(threshold, num_perm):
+        bar = "#" * round(p * 40)
+        click.echo(f"  {s:7.2f}  {p:11.4f}  {bar}")
+    if report is None:
+        return
+    thresholds = report_thresholds(report)
+    thresholds["minhash"] = threshold
+    if semantic_threshold is not None:
+        thresholds["embedding"] = semantic_threshold
+    ids = _record_ids(report)
+    groups = borderline_pairs(pairs_from_report(report), thresholds, margin=margin, limit=limit)
+    if not groups:
+        click.echo(f"\nNo scored pair within {margin} of {thresholds}.")
+    for method, pairs in groups.items():
+        click.echo(f"\nBorderline {method} pairs (threshold {thresholds[method]}, ±{margin}):")
+        for p in pairs:
+            side = "in " if p.score >= thresholds[method] else "out"
+            click.echo(f"  {side} {p.score:.4f}  {p.view:<8} {ids.get(p.a, p.a)}  <->  {ids.get(p.b, p.b)}")
+
+
+def _record_ids(report: dict) -> dict[int, str]:  # type: ignore[type-arg]
+    """index -> record id from the clusters' member lists (the report's only id table)."""
+    ids: dict[int, str] = {}
+    for c in report.get("clusters", []):
+        for m in c.get("members", []):
+            ids[int(m["index"])] = str(m["id"])
+    return ids

@@ -1,0 +1,1 @@
+"""The memorization report: report.json (source of truth), plots, HTML page, terminal summary."""

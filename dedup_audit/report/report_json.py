@@ -1,0 +1,360 @@
+"""report.json for the memorization report: the versioned source of truth.
+
+The HTML page and the terminal summary render only what this dict holds. Everything that can be
+computed from the given inputs is; everything that cannot is listed under "missing" with what it
+would add and how to supply it, so partial inputs give a partial report, never a crash.
+
+    {"schema": "dedup-audit/memorization", "version": 1, "tool_version": ..., "inputs": {...},
+     "missing": [...], "training": {...}, "training_args": {...}, "checkpoints": [...],
+     "events": {...}, "staircase": {...}, "samples": {...}, "diagnosis": [...],
+     "recommendations": [...], "headline": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dedup_audit.errors import InputError, OutputError
+from dedup_audit.memorization.analysis import (
+    Membership,
+    analyze_samples,
+    diagnose,
+    membership_from_dataset,
+    membership_from_scan_report,
+    read_training_args,
+    recommend,
+    relevant_args,
+)
+from dedup_audit.memorization.losses import (
+    LossTable,
+    looks_like_losses,
+    merge,
+    read_key_list,
+    read_losses,
+)
+from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.memorization.trainer_log import TrainingLog, checkpoint_dirs, read_log
+from dedup_audit.records import Cluster, Dataset
+
+SCHEMA = "dedup-audit/memorization"
+SCHEMA_VERSION = 1
+LOSS_NAMES = ("losses.jsonl", "losses.parquet", "losses.csv")
+ARGS_NAMES = ("training_args.yaml", "training_args.yml", "training_args.json", "train.yaml")
+
+
+def _missing(what: str, effect: str, how: str) -> dict[str, str]:
+    return {"what": what, "effect": effect, "how": how}
+
+
+def _events(
+    log: TrainingLog | None, checkpoints: list[int], args: dict[str, Any]
+) -> dict[str, list[int]]:
+    """Steps of checkpoint saves and evaluations: actual ones first, then the configured ones."""
+    save = set(checkpoints)
+    total = (log.total_steps if log else None) or args.get("max_steps")
+    if str(args.get("save_strategy", "")) == "steps" and args.get("save_steps") and total:
+        n = int(args["save_steps"])
+        save |= set(range(n, int(total) + 1, n))
+    if str(args.get("save_strategy", "")) == "epoch" and log is not None:
+        save |= {
+            e.step
+            for e in log.train
+            if e.epoch is not None and e.epoch >= 1 and abs(e.epoch - round(e.epoch)) < 1e-6
+        }
+    evals = {e.step for e in log.evals} if log else set()
+    strat = str(args.get("eval_strategy") or args.get("evaluation_strategy") or "")
+    if strat == "steps" and args.get("eval_steps") and total:
+        n = int(args["eval_steps"])
+        evals |= set(range(n, int(total) + 1, n))
+    out = {"save": sorted(save), "eval": sorted(evals)}
+    return {k: v for k, v in out.items() if v}
+
+
+def _scan_clusters(report: dict[str, Any], dataset: Dataset, path: str) -> list[Cluster]:
+    n = len(dataset.records)
+    clusters = []
+    for c in report.get("clusters", []):
+        members = tuple(sorted(int(m["index"]) for m in c["members"]))
+        for m in c["members"]:
+            i = int(m["index"])
+            if i >= n or dataset.records[i].id != str(m["id"]):
+                raise InputError(
+                    f"{path}: cluster {c['id']} member {m['id']!r} is not row {i} of --data; the scan "
+                    "report was made on another file (rerun `dedup-audit scan` on this data)"
+                )
+        clusters.append(
+            Cluster(id=int(c["id"]), view=str(c["view"]), kind=str(c["kind"]), members=members)
+        )
+    return clusters
+
+
+def _load_scan_json(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read scan report ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: scan report is not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{p}: scan report must be a JSON object")
+    return data
+
+
+def build_report(
+    run: str | Path | None = None,
+    *,
+    data: str | Path | None = None,
+    losses: str | Path | None = None,
+    scan: str | Path | None = None,
+    heldout: str | Path | None = None,
+    training_args: str | Path | None = None,
+    dataset: Dataset | None = None,
+    clusters: list[Cluster] | None = None,
+    view: str = "full",
+    staircase_config: StaircaseConfig | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Everything the inputs allow: staircase from logs, per-sample analysis from losses, groups
+    from the scan's clusters, the differential diagnosis and recommendations.
+
+    `run` is a training output_dir (trainer_log.jsonl, trainer_state.json, checkpoint-*,
+    losses.jsonl, training_args.yaml are found there) or a single log file. `dataset` + `clusters`
+    bypass loading and scanning (library use and tests).
+    """
+    missing: list[dict[str, str]] = []
+    inputs: dict[str, Any] = {}
+    run_dir: Path | None = None
+    log: TrainingLog | None = None
+    if run is not None:
+        rp = Path(run)
+        inputs["run"] = str(rp)
+        if not rp.exists():
+            raise InputError(f"{rp}: run folder or log not found")
+        run_dir = rp if rp.is_dir() else None
+        try:
+            log = read_log(rp)
+            inputs["trainer_log"] = log.path
+        except InputError as exc:
+            if run_dir is None:
+                raise
+            missing.append(
+                _missing(
+                    "training log",
+                    str(exc),
+                    "train with logging_steps: 1; LLaMA-Factory writes trainer_log.jsonl",
+                )
+            )
+    checkpoints = [s for s, _ in checkpoint_dirs(run_dir)] if run_dir else []
+    if run_dir is not None:
+        if losses is None:
+            losses = next((run_dir / n for n in LOSS_NAMES if (run_dir / n).is_file()), None)
+        if training_args is None:
+            training_args = next((run_dir / n for n in ARGS_NAMES if (run_dir / n).is_file()), None)
+    if log is None and run is None:
+        missing.append(
+            _missing(
+                "training log",
+                "no staircase test and no lr/event diagnosis",
+                "pass the run folder (output_dir) or trainer_log.jsonl",
+            )
+        )
+    args: dict[str, Any] = {}
+    if training_args is not None:
+        args = read_training_args(training_args)
+        inputs["training_args"] = str(training_args)
+    else:
+        missing.append(
+            _missing(
+                "training arguments",
+                "scheduler, batch and save/eval settings are read from the log only",
+                "--training-args the LLaMA-Factory YAML you trained with",
+            )
+        )
+    events = _events(log, checkpoints, args)
+
+    # --- clusters
+    membership: Membership | None = None
+    dup_records: int | None = None
+    if dataset is not None:
+        membership = membership_from_dataset(dataset, clusters or [], view)
+        inputs["data"] = ", ".join(dataset.paths)
+    elif data is not None:
+        from dedup_audit.pipeline import load
+        from dedup_audit.pipeline import scan as run_scan
+
+        inputs["data"] = str(data)
+        if scan is not None:
+            report = _load_scan_json(scan)
+            inputs["scan"] = str(scan)
+            ds = load(data)
+            membership = membership_from_dataset(ds, _scan_clusters(report, ds, str(scan)), view)
+        else:
+            result = run_scan(data, progress=progress)
+            membership = membership_from_dataset(result.dataset, result.clusters, view)
+    elif scan is not None:
+        inputs["scan"] = str(scan)
+        membership = membership_from_scan_report(_load_scan_json(scan), view)
+    else:
+        missing.append(
+            _missing(
+                "dataset / scan",
+                "no duplicate groups: hypothesis (b) stays undecided",
+                "--data DATA (scanned on the fly) or --scan scan/report.json",
+            )
+        )
+    if membership is not None:
+        dup_records = membership.duplicated_records
+
+    # --- losses
+    table: LossTable | None = None
+    heldout_keys: list[str] = []
+    if losses is not None:
+        table = read_losses(losses)
+        inputs["losses"] = str(losses)
+    if heldout is not None:
+        inputs["heldout"] = str(heldout)
+        if looks_like_losses(heldout):
+            held_table = read_losses(heldout, split="heldout")
+            table = merge([table, held_table]) if table is not None else held_table
+        else:
+            heldout_keys = read_key_list(heldout)
+    if table is None:
+        missing.append(
+            _missing(
+                "per-sample losses",
+                "no per-sample drops, groups, AUC or top memorized samples",
+                "dedup-audit losses RUN_DIR --data DATA -o losses.jsonl, then --losses losses.jsonl",
+            )
+        )
+    samples = (
+        analyze_samples(table, membership, heldout_keys=heldout_keys) if table is not None else None
+    )
+    if (
+        samples
+        and samples.get("available")
+        and not samples["stats"]["train_vs_heldout_log_drop"].get("n_y")
+    ):
+        missing.append(
+            _missing(
+                "held-out reference",
+                "the memorization score is a raw loss reduction, not relative to unseen samples",
+                "--heldout losses of samples never trained on (or a key list), or rows with split: heldout",
+            )
+        )
+
+    stair = None
+    if log is not None:
+        stair = detect_staircase(log, staircase_config, events=events)
+    diagnosis = diagnose(stair, samples, args=args, events=events, duplicated_records=dup_records)
+    recs = recommend(
+        stair,
+        samples,
+        diagnosis,
+        args=args,
+        duplicated_records=dup_records,
+        data_path=str(data) if data is not None else None,
+        checkpoints=len(checkpoints),
+    )
+    if log is None and table is None:
+        raise InputError(
+            f"{run if run is not None else 'no run given'}: nothing to report - no trainer_log.jsonl / "
+            "trainer_state.json and no per-sample losses; give the training output_dir or --losses"
+        )
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "tool_version": _tool_version(),
+        "inputs": inputs,
+        "missing": missing,
+        "training": log.to_dict() if log else None,
+        "training_args": relevant_args(args),
+        "checkpoints": checkpoints,
+        "events": events,
+        "staircase": stair,
+        "samples": samples,
+        "diagnosis": diagnosis,
+        "recommendations": recs,
+        "headline": headline(stair, diagnosis),
+    }
+
+
+def _tool_version() -> str:
+    from dedup_audit import __version__
+
+    return __version__
+
+
+def headline(stair: dict[str, Any] | None, diagnosis: list[dict[str, Any]]) -> str:
+    parts = []
+    if stair is not None:
+        sb = [b for b in stair["boundaries"] if b["verdict"] == "staircase"]
+        if stair["verdict"] == "staircase":
+            parts.append(
+                f"Staircase detected at {len(sb)} of {len(stair['boundaries'])} epoch boundaries."
+            )
+        elif stair["verdict"] == "smooth":
+            parts.append(
+                "No staircase: the loss crosses every epoch boundary as its trend predicts."
+            )
+        else:
+            parts.append("Staircase inconclusive: " + "; ".join(stair["reasons"]) + ".")
+    sup = [
+        f"({d['id']}) {d['hypothesis'].split(' (')[0]}"
+        for d in diagnosis
+        if d["verdict"] == "supported"
+    ]
+    parts.append(
+        "Supported: " + ", ".join(sup) + "."
+        if sup
+        else "No hypothesis is supported by these inputs."
+    )
+    return " ".join(parts)
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Temp file in the same folder, then os.replace: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    report: dict[str, Any], outdir: str | Path, *, force: bool = False
+) -> dict[str, Path]:
+    """Write report.json and report.html into outdir; refuse to overwrite without force."""
+    from dedup_audit.report.html import render_html
+
+    out = Path(outdir)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose another -o")
+    inputs = {
+        Path(v).resolve()
+        for k, v in report.get("inputs", {}).items()
+        if isinstance(v, str) and k != "data"
+    }
+    for p in paths.values():
+        if p.resolve() in inputs:
+            raise OutputError(f"{p}: is an input; choose another -o")
+        if p.exists() and not force:
+            raise OutputError(f"{p}: exists; pass --force to overwrite or choose another -o")
+    atomic_write(paths["json"], dumps(report))
+    atomic_write(paths["html"], render_html(report))
+    return paths

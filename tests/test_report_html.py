@@ -1,0 +1,106 @@
+"""The HTML report renders in headless Chromium: no console errors, every plot decodes, and the
+sections the report.json holds are all there (and nothing it does not hold)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dedup_audit.report.html import render_html
+from dedup_audit.report.report_json import build_report, write_report
+
+RUN = Path(__file__).parents[1] / "sample_data" / "run"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
+        "--window-size=1200,2000",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, path: Path) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    browser.get(path.resolve().as_uri())
+    browser.execute_script("return document.readyState")
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _images(browser) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    return browser.execute_script(
+        "return Array.from(document.images).map(i => [i.closest('figure').id, i.naturalWidth]);"
+    )
+
+
+def test_full_report_renders_with_all_plots(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rep = build_report(RUN, data=RUN / "train.json")
+    paths = write_report(rep, tmp_path / "out")
+    severe = _open(browser, paths["html"])
+    assert severe == []
+    imgs = _images(browser)
+    assert [name for name, _ in imgs] == [
+        "plot-loss",
+        "plot-lr",
+        "plot-group_curves",
+        "plot-drop_distribution",
+        "plot-exposures",
+    ]
+    assert all(width > 0 for _, width in imgs)
+    ids = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section')).map(s => s.id);"
+    )
+    assert ids == ["diagnosis", "recommendations", "staircase", "samples", "inputs"]
+    headline = browser.find_element("id", "headline").text
+    assert headline == rep["headline"] and "(a) memorization" in headline
+    # the diagnosis table shows each hypothesis with the verdict report.json gives it
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#diagnosis tbody tr')).map(r => r.cells[2].innerText);"
+    )
+    assert rows == [d["verdict"] for d in rep["diagnosis"]]
+    n_boundaries = browser.execute_script(
+        "return document.querySelectorAll('#staircase table')[0].tBodies[0].rows.length;"
+    )
+    assert n_boundaries == len(rep["staircase"]["boundaries"]) == 7
+    browser.save_screenshot(str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_logs_only_report_shows_what_is_missing(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rep = build_report(RUN / "trainer_log.jsonl")
+    (tmp_path / "r.html").write_text(render_html(rep), encoding="utf-8")
+    assert _open(browser, tmp_path / "r.html") == []
+    imgs = _images(browser)
+    assert [n for n, _ in imgs] == ["plot-loss", "plot-lr"] and all(w > 0 for _, w in imgs)
+    text = browser.find_element("id", "inputs").text
+    assert "per-sample losses" in text and "dedup-audit losses" in text
+    assert not browser.find_elements("id", "samples")
+
+
+def test_html_renders_only_report_json(tmp_path: Path) -> None:
+    """Rendering from the JSON written to disk gives the same page as from the in-memory dict."""
+    rep = build_report(RUN / "trainer_log.jsonl")
+    paths = write_report(rep, tmp_path / "o")
+    again = render_html(json.loads(paths["json"].read_text(encoding="utf-8")))
+    assert again == paths["html"].read_text(encoding="utf-8")
+    assert "<script" not in again and "http://" not in again and "https://" not in again
