@@ -45,8 +45,12 @@ def edges(emb, threshold: float) -> set[tuple[int, int]]:  # type: ignore[no-unt
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=600, help="GPTeacher rows (identity + self_cognition are added)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--n", type=int, default=600, help="GPTeacher rows (identity + self_cognition are added)"
+    )
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-seq-length", type=int, default=256)
@@ -65,8 +69,13 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     embs = {}
     for backend in args.backends.split(","):
-        cfg = SemanticConfig(enabled=True, backend=backend, device="cpu",
-                             max_seq_length=args.max_seq_length, batch_size=args.batch_size)
+        cfg = SemanticConfig(
+            enabled=True,
+            backend=backend,
+            device="cpu",
+            max_seq_length=args.max_seq_length,
+            batch_size=args.batch_size,
+        )
         enc = build_encoder(cfg, cache_dir=art)
         t0 = time.perf_counter()
         enc.encode(texts[:8], batch_size=args.batch_size, progress=False)  # load/build + warm-up
@@ -76,16 +85,24 @@ def main() -> None:
         dt = time.perf_counter() - t0
         embs[backend] = emb
         results[backend] = {"setup_s": setup, "docs_per_s": len(texts) / dt, "seconds": dt}
-        print(f"{backend:>10}: {len(texts) / dt:8.1f} docs/s  ({dt:.1f} s; setup/build {setup:.1f} s)")
+        print(
+            f"{backend:>10}: {len(texts) / dt:8.1f} docs/s  ({dt:.1f} s; setup/build {setup:.1f} s)"
+        )
 
     ref = embs.get("torch")
-    print(f"\nagreement with torch fp32 at cosine >= {args.threshold} (all pairs of {len(texts)} texts)")
-    print("| backend | docs/s | x torch | edges | precision | recall | Jaccard | mean cos to torch |")
+    print(
+        f"\nagreement with torch fp32 at cosine >= {args.threshold} (all pairs of {len(texts)} texts)"
+    )
+    print(
+        "| backend | docs/s | x torch | edges | precision | recall | Jaccard | mean cos to torch |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     ref_edges = edges(ref, args.threshold) if ref is not None else set()
     for backend, emb in embs.items():
         r = results[backend]
-        speed = r["docs_per_s"] / results["torch"]["docs_per_s"] if "torch" in results else float("nan")
+        speed = (
+            r["docs_per_s"] / results["torch"]["docs_per_s"] if "torch" in results else float("nan")
+        )
         if ref is None:
             continue
         e = edges(emb, args.threshold)
@@ -95,7 +112,9 @@ def main() -> None:
         jac = inter / len(e | ref_edges) if (e | ref_edges) else 1.0
         same_dim = emb.shape[1] == ref.shape[1]
         cos = f"{float(np.mean(np.sum(emb * ref, axis=1))):.4f}" if same_dim else "n/a (256-d)"
-        print(f"| {backend} | {r['docs_per_s']:.1f} | {speed:.2f} | {len(e)} | {prec:.3f} | {rec:.3f} | {jac:.3f} | {cos} |")
+        print(
+            f"| {backend} | {r['docs_per_s']:.1f} | {speed:.2f} | {len(e)} | {prec:.3f} | {rec:.3f} | {jac:.3f} | {cos} |"
+        )
 
 
 if __name__ == "__main__":

@@ -483,7 +483,44 @@ def main() -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.setdefault("DISABLE_VERSION_CHECK", "1")
     cmd = [str(venv_python()), str(Path(__file__).resolve()), "--inner", *sys.argv[1:]]
-    sys.exit(subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode)
+    rc = subprocess.run(cmd, env=env, cwd=str(ROOT)).returncode
+    if rc == 0 and not ns.copy_only:
+        rc = write_report(Path(ns.out) if not ns.no_copy else None)
+    sys.exit(rc)
+
+
+def write_report(recorded: Path | None) -> int:
+    """The memorization report on this run, with the interpreter that launched the script (the
+    project's environment; the benchmark venv lacks the report's plotting/statistics deps)."""
+    run = recorded if recorded is not None else WORK / "run"
+    data = (recorded or WORK / "data") / "train.json"
+    losses = (recorded or WORK) / "losses.jsonl"
+    targs = (recorded or WORK) / "training_args.yaml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dedup_audit",
+        "report",
+        str(run),
+        "--data",
+        str(data),
+        "--losses",
+        str(losses),
+        "--training-args",
+        str(targs),
+        "-o",
+        str(WORK / "report"),
+        "--force",
+    ]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import dedup_audit.commands.report"], capture_output=True
+    )
+    if probe.returncode != 0:
+        log("report skipped: this interpreter lacks dedup-audit's dependencies; run:")
+        log("  .venv/bin/python " + " ".join(cmd[1:]))
+        return 0
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, cwd=str(ROOT)).returncode
 
 
 if __name__ == "__main__":

@@ -97,8 +97,16 @@ def pairs_from_report(report: Mapping[str, Any]) -> list[Pair]:
     for view, rows in sorted(scored.items()):
         for row in rows:
             a, b, method, score, estimate = row
-            pairs.append(Pair(int(a), int(b), float(score), str(method), str(view),
-                              None if estimate is None else float(estimate)))
+            pairs.append(
+                Pair(
+                    int(a),
+                    int(b),
+                    float(score),
+                    str(method),
+                    str(view),
+                    None if estimate is None else float(estimate),
+                )
+            )
     return pairs
 
 

@@ -35,6 +35,7 @@ class MinHashConfig:
     char_ngram: int = 5
     shingle: str = "auto"  # "auto" (char for CJK text, word otherwise) | "word" | "char"
     seed: int = 1
+    backend: str = "datasketch"  # "datasketch" (vectorised; same pairs as datasketch) | "rensa"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -43,6 +44,8 @@ class MinHashConfig:
             raise ConfigError(f"--num-perm must be >= 16, got {self.num_perm}")
         if self.ngram < 1 or self.char_ngram < 1:
             raise ConfigError("--ngram and --char-ngram must be >= 1")
+        if self.backend not in ("datasketch", "rensa"):
+            raise ConfigError(f"--minhash-backend must be datasketch or rensa, got {self.backend!r}")
         if self.shingle not in ("auto", "word", "char"):
             raise ConfigError(f"--shingle must be auto, word or char, got {self.shingle!r}")
 

@@ -17,7 +17,7 @@ from dedup_audit.clusters import build_clusters
 from dedup_audit.config import ScanConfig
 from dedup_audit.decide import AgainstHit, decide
 from dedup_audit.detect.exact import find_exact
-from dedup_audit.detect.minhash import find_near
+from dedup_audit.detect.minhash_fast import find_near_fast
 from dedup_audit.records import Cluster, Dataset, Decision, Pair
 from dedup_audit.views import build_views
 
@@ -167,7 +167,9 @@ def scan(
         if cfg.exact:
             vs.exact = find_exact(normalized, view)
         if cfg.near:
-            near = find_near(normalized, view, cfg.minhash, progress=progress)
+            near = find_near_fast(
+                normalized, view, cfg.minhash, progress=progress, backend=cfg.minhash.backend
+            )
             vs.near, vs.shingle, vs.candidates = near.pairs, near.shingle, near.candidates
         if cfg.semantic.enabled:
             from dedup_audit.detect.embed import find_semantic

@@ -15,6 +15,7 @@ from dedup_audit.records import Decision, sample_key
 
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
+SCORE_MARGIN = 0.1
 
 
 def _round(x: float | None) -> float | None:
@@ -81,6 +82,10 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
         clusters = clusters[:max_clusters]
     keys = [sample_key(r.sample) for r in recs]
     removed = len(result.removed)
+    # Scored pairs are kept down to SCORE_MARGIN below each threshold: enough to re-threshold
+    # upwards exactly and to show borderline pairs, without storing every LSH candidate.
+    near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
+    semantic_floor = round(max(-1.0, result.config.semantic.threshold - SCORE_MARGIN), 6)
     return {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
@@ -117,10 +122,13 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             }
             for c in clusters
         ],
+        "scored_pairs_floor": {"minhash": near_floor, "embedding": semantic_floor},
         "scored_pairs": {
             view: [
                 [p.a, p.b, p.method, _round(p.score), _round(p.estimate)]
-                for p in vs.exact + vs.near + vs.semantic
+                for p in vs.exact
+                + [p for p in vs.near if p.score >= near_floor]
+                + [p for p in vs.semantic if p.score >= semantic_floor]
             ]
             for view, vs in result.views.items()
         },

@@ -330,7 +330,7 @@ def test_lora_adapter_checkpoint_scored_via_peft(tiny: dict[str, Path]) -> None:
         progress=False,
     )
     base_train, lora_train = by(rows, "base", "train"), by(rows, "checkpoint-30", "train")
-    assert mean(lora_train.values()) < mean(base_train.values()) - 0.5
+    assert mean(lora_train.values()) < mean(base_train.values()) - 0.1
     assert mean(lora_train.values()) < mean(by(rows, "checkpoint-30", "heldout").values())
     # same number as a manual peft forward pass on one record
     tok = AutoTokenizer.from_pretrained(tiny["base"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,18 +19,43 @@ Examples:
   dedup-audit calibrate --report out/report.json --margin 0.03 --limit 10
 """,
 )
-@click.option("--threshold", type=float, default=None, show_default="0.8 or the report's",
-              help="MinHash Jaccard threshold.")
-@click.option("--num-perm", type=int, default=None, show_default="128 or the report's",
-              help="MinHash permutations.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="A scan's report.json: list pairs near its thresholds.")
-@click.option("--semantic-threshold", type=float, default=None,
-              help="Cosine threshold to inspect (default: the report's).")
-@click.option("--margin", type=float, default=0.05, show_default=True,
-              help="How far either side of a threshold counts as borderline.")
-@click.option("--limit", type=int, default=20, show_default=True,
-              help="Borderline pairs shown per method.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    show_default="0.8 or the report's",
+    help="MinHash Jaccard threshold.",
+)
+@click.option(
+    "--num-perm",
+    type=int,
+    default=None,
+    show_default="128 or the report's",
+    help="MinHash permutations.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A scan's report.json: list pairs near its thresholds.",
+)
+@click.option(
+    "--semantic-threshold",
+    type=float,
+    default=None,
+    help="Cosine threshold to inspect (default: the report's).",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="How far either side of a threshold counts as borderline.",
+)
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="Borderline pairs shown per method."
+)
 def calibrate(
     threshold: float | None,
     num_perm: int | None,
@@ -76,14 +102,16 @@ def calibrate(
     groups = borderline_pairs(pairs_from_report(report), thresholds, margin=margin, limit=limit)
     if not groups:
         click.echo(f"\nNo scored pair within {margin} of {thresholds}.")
-    for method, pairs in groups.items():
+    for method, group in groups.items():
         click.echo(f"\nBorderline {method} pairs (threshold {thresholds[method]}, ±{margin}):")
-        for p in pairs:
-            side = "in " if p.score >= thresholds[method] else "out"
-            click.echo(f"  {side} {p.score:.4f}  {p.view:<8} {ids.get(p.a, p.a)}  <->  {ids.get(p.b, p.b)}")
+        for pair in group:
+            side = "in " if pair.score >= thresholds[method] else "out"
+            click.echo(
+                f"  {side} {pair.score:.4f}  {pair.view:<8} {ids.get(pair.a, pair.a)}  <->  {ids.get(pair.b, pair.b)}"
+            )
 
 
-def _record_ids(report: dict) -> dict[int, str]:  # type: ignore[type-arg]
+def _record_ids(report: dict[str, Any]) -> dict[int, str]:
     """index -> record id from the clusters' member lists (the report's only id table)."""
     ids: dict[int, str] = {}
     for c in report.get("clusters", []):

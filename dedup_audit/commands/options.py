@@ -73,6 +73,8 @@ scan_options = _apply(
                      help="Character n-gram size (CJK text)."),
         click.option("--shingle", type=click.Choice(["auto", "word", "char"]), default="auto",
                      show_default=True, help="Shingles: auto picks char n-grams for CJK text."),
+        click.option("--minhash-backend", type=click.Choice(["datasketch", "rensa"]), default="datasketch",
+                     show_default=True, help="MinHash engine (rensa needs `pip install rensa`)."),
         click.option("--case-sensitive", is_flag=True, help="Do not lowercase before comparing."),
         click.option("--no-nfkc", is_flag=True, help="Do not apply Unicode NFKC before comparing."),
         click.option("--keep-whitespace", is_flag=True, help="Do not collapse whitespace."),
@@ -126,6 +128,7 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
             ngram=kw["ngram"],
             char_ngram=kw["char_ngram"],
             shingle=kw["shingle"],
+            backend=kw["minhash_backend"],
         ),
         semantic=SemanticConfig(
             enabled=kw["semantic"],

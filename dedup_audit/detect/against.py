@@ -130,7 +130,9 @@ def _embedding(
         encoder = get_encoder(cfg)
     t_emb = encoder.encode([train_raw[i] for i in ti], batch_size=cfg.batch_size, progress=progress)
     r_emb = encoder.encode([ref_raw[j] for j in ri], batch_size=cfg.batch_size, progress=progress)
-    return [(ti[a], ri[b], min(1.0, s)) for a, b, s in knn_cross(t_emb, r_emb, cfg.k, cfg.threshold)]
+    return [
+        (ti[a], ri[b], min(1.0, s)) for a, b, s in knn_cross(t_emb, r_emb, cfg.k, cfg.threshold)
+    ]
 
 
 def find_against(

@@ -134,7 +134,9 @@ def resolve_backend(backend: str, device: str) -> tuple[str, str]:
     if backend == "torch":
         return backend, resolve_device(device)
     if device == "cuda":
-        raise ConfigError(f"--backend {backend} runs on CPU only; use --backend torch for --device cuda")
+        raise ConfigError(
+            f"--backend {backend} runs on CPU only; use --backend torch for --device cuda"
+        )
     return backend, "cpu"
 
 
@@ -148,7 +150,9 @@ def build_encoder(cfg: SemanticConfig, *, cache_dir: Path) -> Encoder:
         return TorchEncoder(source, device=device, max_seq_length=cfg.max_seq_length)
     if backend in ("onnx", "onnx-int8"):
         return OnnxEncoder(
-            source, cache_dir=cache_dir, quantized=backend == "onnx-int8",
+            source,
+            cache_dir=cache_dir,
+            quantized=backend == "onnx-int8",
             max_seq_length=cfg.max_seq_length,
         )
     return StaticEncoder(source, cache_dir=cache_dir, max_seq_length=cfg.max_seq_length)
@@ -293,7 +297,9 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
     ).eval()
     tok = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
     if not getattr(tok, "is_fast", False):
-        raise ConfigError(f"{source.path}: the onnx backend needs a fast tokenizer; use --backend torch")
+        raise ConfigError(
+            f"{source.path}: the onnx backend needs a fast tokenizer; use --backend torch"
+        )
     if not (hasattr(model, "embeddings") and hasattr(model, "encoder")):
         raise ConfigError(
             f"{source.path}: architecture {type(model).__name__} cannot be exported here; "
@@ -330,21 +336,31 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
     fp32 = out / "model.onnx"
     with torch.no_grad():
         torch.onnx.export(
-            wrapped, args, str(fp32), input_names=names, output_names=["embedding"],
-            dynamic_axes=axes, opset_version=17, dynamo=False,
+            wrapped,
+            args,
+            str(fp32),
+            input_names=names,
+            output_names=["embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
         )
     quantize_dynamic(
         str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
     )
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
-        raise ConfigError(f"{source.path}: no tokenizer.json for the onnx backend; use --backend torch")
+        raise ConfigError(
+            f"{source.path}: no tokenizer.json for the onnx backend; use --backend torch"
+        )
 
     # Verify the fp32 graph reproduces torch on texts of other lengths than the traced ones.
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {n: probe.get(n, torch.zeros_like(probe["input_ids"])).numpy() for n in names})[0]
+    got = sess.run(
+        None, {n: probe.get(n, torch.zeros_like(probe["input_ids"])).numpy() for n in names}
+    )[0]
     worst = float(np.min(np.sum(ref * got, axis=1)))
     if worst < _MIN_EXPORT_COSINE:
         raise ConfigError(
@@ -352,8 +368,13 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
             "use --backend torch"
         )
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-    meta = {"identity": source.identity, "pooling": mode, "pad_id": int(pad_id),
-            "pad_token": tok.pad_token or "[PAD]", "export_min_cosine": round(worst, 6)}
+    meta = {
+        "identity": source.identity,
+        "pooling": mode,
+        "pad_id": int(pad_id),
+        "pad_token": tok.pad_token or "[PAD]",
+        "export_min_cosine": round(worst, 6),
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
 
@@ -454,7 +475,7 @@ def _distill_static(source: ModelSource, out: Path) -> None:
     pooling_mode(source.path)  # rejects module stacks a static table cannot imitate
     model = AutoModel.from_pretrained(str(source.path), local_files_only=True)
     tok = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
-    static = distill_from_model(model=model, tokenizer=tok, pca_dims=256, device="cpu")
+    static = distill_from_model(model=model, tokenizer=tok, pca_dims=256, device="cpu")  # type: ignore[arg-type]
     static.save_pretrained(str(out / "model"))
     meta = {"identity": source.identity, "pca_dims": 256}
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")

@@ -64,7 +64,7 @@ class SlotTemplate:
     name: str
     user: tuple[str, ...] = ("{{content}}",)
     assistant: tuple[str, ...] = ("{{content}}", EOS)
-    system: tuple[str, ...] | None = None  # None: same slots as user (LLaMA-Factory's default)
+    system: tuple[str, ...] = ("{{content}}",)  # LLaMA-Factory's default system formatter
     prefix: tuple[str, ...] = ()
     default_system: str = ""
 
@@ -193,7 +193,7 @@ class SftEncoder:
         ids = self._slots_to_ids(t.prefix, "")
         system = sample.system or t.default_system
         if system:
-            ids += self._slots_to_ids(t.system if t.system is not None else t.user, system)
+            ids += self._slots_to_ids(t.system, system)
         return ids
 
     def _chat_template_pairs(self, sample: Sample) -> list[tuple[list[int], list[int]]]:

@@ -1,0 +1,102 @@
+"""Contamination of a GSM8K training subset by GSM8K test questions, per method: verbatim
+copies (exact), copies wrapped in extra text (long n-gram), light edits (MinHash) and a
+rephrasing (embedding). The reference set loads through the readers with its own fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
+from dedup_audit.detect.against import ContaminationHit, find_against, summarize
+from dedup_audit.readers import load_dataset
+from dedup_audit.records import Dataset, Record, Sample, Turn
+from tests.semantic_support import DATA, FakeEncoder, model_cache, real_cfg
+
+__all__ = ["model_cache"]
+
+
+def _alpaca(rows: list[dict[str, str]], name: str) -> Dataset:
+    records = [
+        Record(
+            i,
+            f"{name}:{i}",
+            r,
+            Sample((Turn("user", r["instruction"]), Turn("assistant", r["output"]))),
+        )
+        for i, r in enumerate(rows)
+    ]
+    return Dataset(records, "alpaca", "json", (name,), name=name)
+
+
+def _contaminated_train() -> tuple[Dataset, Dataset, dict[str, int]]:
+    """300 real train rows plus injected test questions; returns (train, test, injected index)."""
+    test = load_dataset(
+        DATA / "gsm8k_test_60.jsonl", columns={"prompt": "question", "response": "answer"}
+    )
+    q = [r.sample.turns[0].text for r in test.records]
+    rows = json.loads((DATA / "gsm8k_train_300.json").read_text(encoding="utf-8"))
+    injected = {
+        "exact": q[0],
+        "ngram": "Answer the following question and show your work. "
+        + q[4]
+        + " Think about how many chickens there are first, then divide the feed.",
+        "minhash": q[5].replace("buy 16 glasses", "buy 18 glasses"),
+        "embedding": "A house flipper pays $80,000 for a home and spends $50,000 fixing it up, "
+        "which raises its value by 150%. What was his profit?",  # test q[2], rephrased
+    }
+    index = {}
+    for method, text in injected.items():
+        index[method] = len(rows)
+        rows.append({"instruction": text, "input": "", "output": "(solution)"})
+    return _alpaca(rows, "train"), test, index
+
+
+def test_each_method_finds_its_kind_of_overlap() -> None:
+    train, test, at = _contaminated_train()
+    hits = find_against(
+        train,
+        test,
+        name="gsm8k",
+        normalize=NormalizeConfig(),
+        minhash=MinHashConfig(),
+        semantic=None,
+        ngram_overlap=13,
+    )
+    found = {(h.train_index, h.reference_index, h.method) for h in hits}
+    assert (at["exact"], 0, "exact") in found
+    assert (at["ngram"], 4, "ngram") in found and (at["ngram"], 4, "exact") not in found
+    assert (at["minhash"], 5, "minhash") in found and (at["minhash"], 5, "exact") not in found
+    assert not any(h.train_index == at["embedding"] for h in hits)  # n-gram methods miss rephrasing
+    # the 300 real training rows do not contain these 60 test questions
+    assert {h.train_index for h in hits} <= set(at.values())
+    assert hits == sorted(hits, key=lambda h: (h.train_index, h.reference_index, h.view))
+    assert all(isinstance(h, ContaminationHit) and h.reference == "gsm8k" for h in hits)
+    ngram_hit = next(h for h in hits if h.method == "ngram" and h.train_index == at["ngram"])
+    assert ngram_hit.score == 1.0  # every 13-gram of the test question is in the wrapped copy
+
+
+def test_fake_encoder_embedding_method_and_method_filter() -> None:
+    train, test, at = _contaminated_train()
+    cfg = SemanticConfig(enabled=True, threshold=0.95, k=3)
+    hits = find_against(
+        train, test, name="gsm8k", semantic=cfg, encoder=FakeEncoder(), methods=("embedding",)
+    )
+    assert {h.method for h in hits} == {"embedding"}
+    assert (at["exact"], 0) in {(h.train_index, h.reference_index) for h in hits}
+    assert summarize(hits)["embedding"] >= 1
+
+
+@pytest.mark.slow
+def test_real_model_catches_the_rephrased_question(model_cache: Path) -> None:
+    train, test, at = _contaminated_train()
+    hits = find_against(train, test, name="gsm8k", semantic=real_cfg(model_cache, threshold=0.8))
+    per_method = summarize(hits)
+    emb = {(h.train_index, h.reference_index) for h in hits if h.method == "embedding"}
+    assert (at["embedding"], 2) in emb
+    assert (at["exact"], 0) in emb and (at["minhash"], 5) in emb
+    assert set(per_method) == {"exact", "ngram", "minhash", "embedding"}
+    # real train questions similar in topic but not copies stay below 0.8 cosine
+    assert len({i for i, _ in emb} - set(at.values())) <= 3

@@ -1,0 +1,97 @@
+"""Calibration: S-curve from datasketch's bands/rows, borderline pairs, rethresholding, and the
+`calibrate` command on a real saved scan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dedup_audit.calibrate import (
+    borderline_pairs,
+    candidate_probability,
+    lsh_params,
+    pairs_from_report,
+    rethreshold,
+    s_curve,
+)
+from dedup_audit.commands.calibrate import calibrate
+from dedup_audit.errors import ConfigError, InputError
+from dedup_audit.records import Pair
+
+PAIRS = [
+    Pair(0, 1, 1.0, "exact", "full"),
+    Pair(0, 2, 0.82, "minhash", "full", 0.8),
+    Pair(1, 3, 0.78, "minhash", "full", 0.75),
+    Pair(2, 4, 0.60, "minhash", "full", 0.6),
+    Pair(3, 5, 0.91, "embedding", "prompt"),
+    Pair(4, 5, 0.84, "embedding", "prompt"),
+]
+
+
+def test_s_curve_uses_datasketch_bands_and_rows() -> None:
+    b, r = lsh_params(0.8, 128)
+    assert b * r <= 128
+    curve = s_curve(0.8, 128)
+    assert [s for s, _ in curve] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    probs = [p for _, p in curve]
+    assert probs == sorted(probs) and probs[0] < 0.1 and probs[-1] > 0.99
+    assert probs[6] == pytest.approx(1 - (1 - 0.8**r) ** b)
+    assert candidate_probability(1.0, b, r) == 1.0
+
+
+def test_borderline_pairs_either_side_closest_first() -> None:
+    got = borderline_pairs(PAIRS, {"minhash": 0.8, "embedding": 0.9}, margin=0.05)
+    assert [(p.a, p.b) for p in got["minhash"]] == [(0, 2), (1, 3)]
+    assert [(p.a, p.b) for p in got["embedding"]] == [(3, 5)]
+    assert "exact" not in got
+
+
+def test_rethreshold_filters_saved_pairs_without_recompute() -> None:
+    kept = rethreshold(PAIRS, {"minhash": 0.8, "embedding": 0.9}, scanned={"minhash": 0.5})
+    assert [(p.a, p.b) for p in kept] == [(0, 1), (0, 2), (3, 5)]
+    with pytest.raises(ConfigError, match="Rescan"):
+        rethreshold(PAIRS, {"minhash": 0.4}, scanned={"minhash": 0.5})
+
+
+def test_pairs_from_report_round_trip_and_error() -> None:
+    report = {
+        "scored_pairs": {
+            "full": [[0, 2, "minhash", 0.82, 0.8]],
+            "prompt": [[3, 5, "embedding", 0.91, None]],
+        }
+    }
+    assert pairs_from_report(report) == [PAIRS[1], PAIRS[4]]
+    with pytest.raises(InputError):
+        pairs_from_report({})
+
+
+def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> None:
+    from dedup_audit.config import MinHashConfig, ScanConfig
+    from dedup_audit.pipeline import scan
+    from dedup_audit.readers import load_dataset
+    from dedup_audit.scan_report import build_report, dumps
+
+    data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
+    cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
+    result = scan(load_dataset(data), cfg)
+    report_path = tmp_path / "report.json"
+    report_path.write_text(dumps(build_report(result)), encoding="utf-8")
+    saved = json.loads(report_path.read_text(encoding="utf-8"))
+    near = [p for p in pairs_from_report(saved) if p.method == "minhash"]
+    assert near, "the GPTeacher subset has near duplicates"
+
+    res = CliRunner().invoke(calibrate, ["--report", str(report_path), "--margin", "0.1"])
+    assert res.exit_code == 0, res.output
+    assert "threshold 0.7, num_perm 128" in res.output
+    assert "Jaccard  P(candidate)" in res.output
+    near_thr = sorted(
+        (p for p in near if abs(p.score - 0.7) <= 0.1), key=lambda p: abs(p.score - 0.7)
+    )
+    assert near_thr, "the subset has MinHash pairs within 0.1 of 0.7"
+    assert "Borderline minhash pairs (threshold 0.7" in res.output
+    assert f"{near_thr[0].score:.4f}" in res.output
+    help_text = CliRunner().invoke(calibrate, ["--help"]).output
+    assert "dedup-audit calibrate --threshold 0.8" in help_text
