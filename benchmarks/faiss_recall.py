@@ -21,9 +21,13 @@ DATA = Path("/work/shared/data")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--cache-dir", default=None, help="artifact/embedding cache (default: a temp dir)")
+    ap.add_argument(
+        "--cache-dir", default=None, help="artifact/embedding cache (default: a temp dir)"
+    )
     args = ap.parse_args()
 
     import faiss
@@ -33,7 +37,10 @@ def main() -> None:
     from dedup_audit.detect.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
     from dedup_audit.encoders import get_encoder
 
-    texts = [f"{r['instruction']}\n{r['output']}" for r in json.loads((DATA / "gsm8k/train_alpaca.json").read_text())]
+    texts = [
+        f"{r['instruction']}\n{r['output']}"
+        for r in json.loads((DATA / "gsm8k/train_alpaca.json").read_text())
+    ]
     gpt = json.loads((DATA / "gpteacher/toolformer-dedupe-only-dataset.json").read_text())
     texts += [f"{r['instruction']}\n{r['input']}\n{r['response']}" for r in gpt]
     cache = args.cache_dir or tempfile.mkdtemp(prefix="faiss-recall-")
@@ -52,7 +59,9 @@ def main() -> None:
     print(f"| flat (exact) | {t_flat:.2f} | 1.000 |")
 
     def recall(ids: np.ndarray) -> float:
-        return float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth, strict=True)]))
+        return float(
+            np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth, strict=True)])
+        )
 
     for ef in (64, HNSW_EF_SEARCH, 256):
         t0 = time.perf_counter()
@@ -61,7 +70,9 @@ def main() -> None:
         h.add(emb)
         h.hnsw.efSearch = ef
         _, ids = h.search(emb, args.k)
-        print(f"| HNSW M={HNSW_M} efSearch={ef} | {time.perf_counter() - t0:.2f} | {recall(ids):.3f} |")
+        print(
+            f"| HNSW M={HNSW_M} efSearch={ef} | {time.perf_counter() - t0:.2f} | {recall(ids):.3f} |"
+        )
     nlist = int(4 * np.sqrt(n))
     for nprobe in (8, 32):
         t0 = time.perf_counter()
@@ -71,7 +82,9 @@ def main() -> None:
         ivf.add(emb)
         ivf.nprobe = nprobe
         _, ids = ivf.search(emb, args.k)
-        print(f"| IVF nlist={nlist} nprobe={nprobe} | {time.perf_counter() - t0:.2f} | {recall(ids):.3f} |")
+        print(
+            f"| IVF nlist={nlist} nprobe={nprobe} | {time.perf_counter() - t0:.2f} | {recall(ids):.3f} |"
+        )
 
 
 if __name__ == "__main__":

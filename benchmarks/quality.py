@@ -53,11 +53,13 @@ def prf(pred: set[int], truth: set[int]) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--levels", default="0.9,0.8")
     ap.add_argument("--minhash-threshold", type=float, default=0.8)
-    ap.add_argument("--semantic-threshold", type=float, default=0.9)
+    ap.add_argument("--semantic-thresholds", default="0.9,0.95,0.97")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args()
@@ -73,22 +75,39 @@ def main() -> None:
     norm = [normalize(t, NormalizeConfig()) for t in texts]
     t0 = time.perf_counter()
     exact = [(p.a, p.b) for p in find_exact(norm, "full")]
-    near = [(p.a, p.b) for p in find_near(norm, "full", MinHashConfig(threshold=args.minhash_threshold)).edges(args.minhash_threshold)]
+    near = [
+        (p.a, p.b)
+        for p in find_near(norm, "full", MinHashConfig(threshold=args.minhash_threshold)).edges(
+            args.minhash_threshold
+        )
+    ]
     t_ngram = time.perf_counter() - t0
-    cfg = SemanticConfig(enabled=True, backend=args.backend, threshold=args.semantic_threshold,
-                         cache_dir=args.cache_dir or tempfile.mkdtemp(prefix="quality-"))
+    thrs = [float(x) for x in args.semantic_thresholds.split(",")]
+    cfg = SemanticConfig(
+        enabled=True,
+        backend=args.backend,
+        threshold=min(thrs),
+        cache_dir=args.cache_dir or tempfile.mkdtemp(prefix="quality-"),
+    )
     t0 = time.perf_counter()
-    sem = [(p.a, p.b) for p in find_semantic(texts, "full", cfg) if p.score >= args.semantic_threshold]
+    scored = find_semantic(texts, "full", cfg, floor=min(thrs))
     t_sem = time.perf_counter() - t0
-    print(f"rows: {len(base)} (first rows of dedupe-only); exact+minhash {t_ngram:.1f} s, embedding ({args.backend}) {t_sem:.1f} s")
+    print(
+        f"rows: {len(base)} (first rows of dedupe-only); exact+minhash {t_ngram:.1f} s, embedding ({args.backend}) {t_sem:.1f} s"
+    )
     preds = {
         "exact": removed_by(len(base), exact),
         f"minhash@{args.minhash_threshold}": removed_by(len(base), exact + near),
-        f"embedding@{args.semantic_threshold}": removed_by(len(base), sem),
-        "union": removed_by(len(base), exact + near + sem),
     }
+    for thr in thrs:
+        sem = [(p.a, p.b) for p in scored if p.score >= thr]
+        preds[f"embedding@{thr}"] = removed_by(len(base), sem)
+        preds[f"union (embedding@{thr})"] = removed_by(len(base), exact + near + sem)
     for level in args.levels.split(","):
-        kept = {key(r) for r in json.loads((DATA / f"toolformer-similarity-{level}-dataset.json").read_text())}
+        kept = {
+            key(r)
+            for r in json.loads((DATA / f"toolformer-similarity-{level}-dataset.json").read_text())
+        }
         truth = {i for i, r in enumerate(base) if key(r) not in kept}
         print(f"\npublisher level similarity-{level}: {len(truth)} of {len(base)} rows removed")
         print("| detector | flagged | precision | recall | F1 |")

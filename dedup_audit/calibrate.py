@@ -2,8 +2,9 @@
 saved scan looks like at other thresholds (no similarity is recomputed).
 
 MinHash-LSH with b bands of r rows proposes a pair of Jaccard s with probability
-1 - (1 - s^r)^b (the "S-curve"). datasketch picks (b, r) for a threshold and num_perm by
-minimising weighted false positive/negative areas; the curve shows what that choice means.
+1 - (1 - s^r)^b (the "S-curve"). The scan picks (b, r) so that a pair exactly at the threshold
+is proposed with probability >= 0.98 (every candidate is verified by exact Jaccard, so extra
+candidates cost only time); the curve shows what that choice means.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from dedup_audit.detect.minhash import candidate_probability, lsh_bands
 from dedup_audit.errors import ConfigError, InputError
 from dedup_audit.records import Pair
 
@@ -18,26 +20,19 @@ S_POINTS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) datasketch's MinHashLSH uses for this threshold and num_perm."""
-    from datasketch import MinHashLSH
-
+    """(bands, rows) the scan uses for this threshold and num_perm (tuned for recall at the
+    threshold, see `dedup_audit.detect.minhash.lsh_bands`)."""
     if not 0.0 < threshold <= 1.0:
         raise ConfigError(f"--threshold must be in (0, 1], got {threshold}")
-    if num_perm < 2:
-        raise ConfigError(f"--num-perm must be >= 2, got {num_perm}")
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    return int(lsh.b), int(lsh.r)
-
-
-def candidate_probability(s: float, bands: int, rows: int) -> float:
-    """P(pair becomes an LSH candidate | Jaccard s) = 1 - (1 - s^r)^b."""
-    return 1.0 - (1.0 - s**rows) ** bands
+    if num_perm < 4:
+        raise ConfigError(f"--num-perm must be >= 4, got {num_perm}")
+    return lsh_bands(threshold, num_perm)
 
 
 def s_curve(
     threshold: float, num_perm: int, points: Sequence[float] = S_POINTS
 ) -> list[tuple[float, float]]:
-    """(Jaccard, probability of being a candidate) at each point, for datasketch's (b, r)."""
+    """(Jaccard, probability of being a candidate) at each point, for the scan's (b, r)."""
     b, r = lsh_params(threshold, num_perm)
     return [(s, candidate_probability(s, b, r)) for s in points]
 

@@ -31,6 +31,7 @@ class AgainstHit:
     method: str
     score: float
     view: str
+    ref_text: str = ""  # the reference sample's text in `view`, to show both sides
 
 
 def choose_keeper(members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int) -> int:

@@ -19,7 +19,7 @@ from dedup_audit.decide import AgainstHit, decide
 from dedup_audit.detect.exact import find_exact
 from dedup_audit.detect.minhash_fast import find_near_fast
 from dedup_audit.records import Cluster, Dataset, Decision, Pair
-from dedup_audit.views import build_views
+from dedup_audit.views import build_views, view_text
 
 if TYPE_CHECKING:
     from dedup_audit.encoders import Encoder
@@ -221,6 +221,7 @@ def _against(
             method=h.method,
             score=h.score,
             view=h.view,
+            ref_text=view_text(reference.records[h.reference_index].sample, h.view),
         )
         for h in hits
     ]

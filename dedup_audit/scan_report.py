@@ -12,6 +12,7 @@ from typing import Any
 from dedup_audit import __version__
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.records import Decision, sample_key
+from dedup_audit.views import view_text
 
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
@@ -141,6 +142,8 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 "method": h.method,
                 "view": h.view,
                 "score": _round(h.score),
+                "text": view_text(recs[h.index].sample, h.view),
+                "reference_text": h.ref_text,
             }
             for h in result.against
         ],
@@ -190,8 +193,15 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
     for view, v in s["views"].items():
         kinds = ", ".join(f"{k} {n}" for k, n in v["clusters_by_kind"].items()) or "none"
         out.append(f"  {view:<9} {kinds}  ({v['redundant_records']} redundant records)")
-    for name, count in s["contamination"].items():
-        out.append(f"  contamination {name}: {count}")
+    for ref in report["config"]["against"]:
+        name = ref.replace("\\", "/").split("/")[-1]
+        hits = [h for h in report["contamination"] if h["reference"] == name]
+        by_method = {k.split(":", 1)[1]: n for k, n in s["contamination"].items() if k.startswith(f"{name}:")}
+        methods = ", ".join(f"{m} {n}" for m, n in by_method.items()) or "no overlap"
+        out.append(f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})")
+        for h in hits[:3]:
+            out.append(f"  {h['method']} {h['score']}: {h['id']:<24} {_clip(h['text'], 45)}")
+            out.append(f"  {'':>{len(h['method']) + len(str(h['score'])) + 2}}{h['reference_id']:<24} {_clip(h['reference_text'], 45)}")
     if result is not None:
         out += largest_clusters_text(result)
     return "\n".join(out) + "\n"
@@ -239,10 +249,17 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
                 lines.append(f"| … | {c.size - 8} more |")
             lines.append("")
     if report["contamination"]:
-        lines += ["## Contamination", "", "| train id | reference | reference id | method | score |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Contamination",
+            "",
+            "| train id | train text | reference | reference id | reference text | method | score |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for h in report["contamination"][:200]:
+            left = _clip(h["text"], 100).replace("|", "\\|")
+            right = _clip(h["reference_text"], 100).replace("|", "\\|")
             lines.append(
-                f"| {h['id']} | {h['reference']} | {h['reference_id']} | {h['method']} | {h['score']} |"
+                f"| {h['id']} | {left} | {h['reference']} | {h['reference_id']} | {right} | "
+                f"{h['method']} | {h['score']} |"
             )
     return "\n".join(lines) + "\n"

@@ -31,13 +31,14 @@ PAIRS = [
 ]
 
 
-def test_s_curve_uses_datasketch_bands_and_rows() -> None:
+def test_s_curve_uses_the_scans_bands_and_rows() -> None:
     b, r = lsh_params(0.8, 128)
-    assert b * r <= 128
+    assert (b, r) == (18, 7) and b * r <= 128
     curve = s_curve(0.8, 128)
     assert [s for s, _ in curve] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
     probs = [p for _, p in curve]
-    assert probs == sorted(probs) and probs[0] < 0.1 and probs[-1] > 0.99
+    assert probs == sorted(probs) and probs[0] < 0.15 and probs[-1] > 0.999
+    assert probs[6] >= 0.98  # tuned for recall at the threshold
     assert probs[6] == pytest.approx(1 - (1 - 0.8**r) ** b)
     assert candidate_probability(1.0, b, r) == 1.0
 

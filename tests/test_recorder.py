@@ -194,3 +194,25 @@ def test_committed_llamafactory_run_recorded_every_sample_every_epoch() -> None:
     assert {r["key"] for r in train} == train_ids
     assert all(math.isfinite(r["loss"]) for r in rows)
     assert {r["split"] for r in rows} == {"train", "heldout"}
+
+
+def test_wrapper_passes_through_losses_without_outputs(tmp_path: Path) -> None:
+    """A custom loss that ignores return_outputs (LLaMA-Factory's use_asft_loss) is left alone,
+    counted and warned about once, never crashing training."""
+    from types import SimpleNamespace
+
+    class OnlyLoss:
+        args = SimpleNamespace(process_index=0)
+        state = SimpleNamespace(epoch=0.0, global_step=0)
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False) -> Any:
+            return torch.tensor(1.5)
+
+    trainer = OnlyLoss()
+    recorder = record_per_sample_losses(trainer, tmp_path / "r.jsonl")  # type: ignore[arg-type]
+    model = SimpleNamespace(training=True)
+    with pytest.warns(RuntimeWarning, match="no model outputs"):
+        assert float(trainer.compute_loss(model, {"labels": torch.tensor([[1, 2]])})) == 1.5
+    assert float(trainer.compute_loss(model, {"labels": torch.tensor([[1, 2]])})) == 1.5
+    assert recorder.skipped_batches == 2 and recorder.rows == []
+    assert float(trainer.compute_loss(model, {"input_ids": torch.tensor([[1]])})) == 1.5

@@ -180,5 +180,23 @@ def load_references(kw: dict[str, Any]) -> dict[str, Any]:
     refs: dict[str, Any] = {}
     for path in kw["against"]:
         name = path.name if path.name not in refs else f"{path.parent.name}/{path.name}"
-        refs[name] = load_dataset(path, columns=columns)
+        refs[name] = load_reference(path, columns)
     return refs
+
+
+def load_reference(path: Path, columns: dict[str, str] | None) -> Any:
+    """A reference (eval/benchmark) set. Benchmarks keep their own fields, so when no mapping is
+    given and the format is unknown, a well-known question/answer pair of keys is mapped."""
+    import re
+
+    from dedup_audit.errors import FormatError
+    from dedup_audit.readers import load_dataset
+
+    try:
+        return load_dataset(path, columns=columns)
+    except FormatError as exc:
+        # The reader names the mapping it would use ("pass --column prompt=question ...").
+        suggested = re.search(r"--column prompt=(\S+) --column response=(\S+)", str(exc))
+        if columns is not None or suggested is None:
+            raise
+        return load_dataset(path, columns={"prompt": suggested[1], "response": suggested[2]})

@@ -345,9 +345,17 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    quantize_dynamic(
-        str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
-    )
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing advice on the root logger
+    try:
+        quantize_dynamic(
+            str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
+        )
+    finally:
+        root.setLevel(level)
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
         raise ConfigError(

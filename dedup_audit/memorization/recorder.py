@@ -47,6 +47,7 @@ import hashlib
 import inspect
 import json
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -140,6 +141,14 @@ def record_per_sample_losses(trainer: Trainer, path: str | Path) -> LossRecorder
     original: Callable[..., Any] = trainer.compute_loss
     warned: list[bool] = []
 
+    def _skip(why: str) -> None:
+        recorder.skipped_batches += 1
+        if not warned:
+            warned.append(True)
+            warnings.warn(
+                f"per-sample loss recorder skips batches: {why}", RuntimeWarning, stacklevel=3
+            )
+
     def compute_loss(model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         labels = inputs.get("labels") if hasattr(inputs, "get") else None
         if labels is None:
@@ -148,9 +157,8 @@ def record_per_sample_losses(trainer: Trainer, path: str | Path) -> LossRecorder
         kwargs["return_outputs"] = True
         result = original(model, inputs, *args[1:], **kwargs)
         if not (isinstance(result, tuple) and len(result) == 2):
-            if not warned:  # e.g. a custom loss that ignores return_outputs
-                warned.append(True)
-                recorder.skipped_batches += 1
+            # e.g. a custom loss (LLaMA-Factory's use_asft_loss) that ignores return_outputs
+            _skip("compute_loss returned no model outputs")
             return result
         loss, outputs = result
         logits = getattr(outputs, "logits", None)
@@ -166,7 +174,7 @@ def record_per_sample_losses(trainer: Trainer, path: str | Path) -> LossRecorder
                 split="train" if model.training else "heldout",
             )
         else:
-            recorder.skipped_batches += 1
+            _skip("the model outputs carry no logits aligned with the labels")
         return (loss, outputs) if want_outputs else loss
 
     trainer.compute_loss = compute_loss  # type: ignore[method-assign]
