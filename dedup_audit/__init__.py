@@ -1,9 +1,9 @@
 """dedup-audit: audit LLM fine-tuning datasets for duplication and explain memorization.
 
-    from dedup_audit import scan, clean
-    result = scan("data.json")
-    print(result.duplicate_ratio, result.removed_by_reason())
-    clean("data.json", "data.clean.json")
+from dedup_audit import scan, clean
+result = scan("data.json")
+print(result.duplicate_ratio, result.removed_by_reason())
+clean("data.json", "data.clean.json")
 """
 
 from __future__ import annotations

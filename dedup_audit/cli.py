@@ -37,12 +37,36 @@ class LazyGroup(click.Group):
     """Subcommands are imported only when used, so `dedup-audit --help` never imports torch."""
 
     lazy: ClassVar[dict[str, tuple[str, str, str]]] = {
-        "scan": ("dedup_audit.commands.scan", "scan", "Find exact, near and semantic duplicates; write a report."),
-        "clean": ("dedup_audit.commands.clean", "clean", "Write a deduplicated copy plus a record of every removal."),
-        "rethreshold": ("dedup_audit.commands.rethreshold", "rethreshold", "Re-cluster a saved scan at new thresholds, no recompute."),
-        "calibrate": ("dedup_audit.commands.calibrate", "calibrate", "Show the LSH S-curve and borderline pairs to choose thresholds."),
-        "losses": ("dedup_audit.commands.losses", "losses", "Score per-sample losses of every checkpoint of a training run."),
-        "report": ("dedup_audit.commands.report", "report", "Memorization report: the loss staircase explained (HTML + JSON)."),
+        "scan": (
+            "dedup_audit.commands.scan",
+            "scan",
+            "Find exact, near and semantic duplicates; write a report.",
+        ),
+        "clean": (
+            "dedup_audit.commands.clean",
+            "clean",
+            "Write a deduplicated copy plus a record of every removal.",
+        ),
+        "rethreshold": (
+            "dedup_audit.commands.rethreshold",
+            "rethreshold",
+            "Re-cluster a saved scan at new thresholds, no recompute.",
+        ),
+        "calibrate": (
+            "dedup_audit.commands.calibrate",
+            "calibrate",
+            "Show the LSH S-curve and borderline pairs to choose thresholds.",
+        ),
+        "losses": (
+            "dedup_audit.commands.losses",
+            "losses",
+            "Score per-sample losses of every checkpoint of a training run.",
+        ),
+        "report": (
+            "dedup_audit.commands.report",
+            "report",
+            "Memorization report: the loss staircase explained (HTML + JSON).",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -45,7 +45,9 @@ class MinHashConfig:
         if self.ngram < 1 or self.char_ngram < 1:
             raise ConfigError("--ngram and --char-ngram must be >= 1")
         if self.backend not in ("datasketch", "rensa"):
-            raise ConfigError(f"--minhash-backend must be datasketch or rensa, got {self.backend!r}")
+            raise ConfigError(
+                f"--minhash-backend must be datasketch or rensa, got {self.backend!r}"
+            )
         if self.shingle not in ("auto", "word", "char"):
             raise ConfigError(f"--shingle must be auto, word or char, got {self.shingle!r}")
 

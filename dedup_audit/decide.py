@@ -34,7 +34,9 @@ class AgainstHit:
     ref_text: str = ""  # the reference sample's text in `view`, to show both sides
 
 
-def choose_keeper(members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int) -> int:
+def choose_keeper(
+    members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int
+) -> int:
     """The member that survives. Ties always fall back to the earliest record."""
     if keep.policy == "first":
         return min(members)
@@ -126,8 +128,10 @@ def decide(
                 continue
             edge = tree.get(m)
             via = None if edge is None else (edge.b if edge.a == m else edge.a)
-            kind = "conflicting" if cluster.kind == "conflicting" else (
-                KIND_OF_METHOD.get(edge.method, cluster.kind) if edge else cluster.kind
+            kind = (
+                "conflicting"
+                if cluster.kind == "conflicting"
+                else (KIND_OF_METHOD.get(edge.method, cluster.kind) if edge else cluster.kind)
             )
             decisions[m] = Decision(
                 m,

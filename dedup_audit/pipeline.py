@@ -174,9 +174,7 @@ def scan(
         if cfg.semantic.enabled:
             from dedup_audit.detect.embed import find_semantic
 
-            vs.semantic = find_semantic(
-                raw, view, cfg.semantic, encoder=encoder, progress=progress
-            )
+            vs.semantic = find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
         views[view] = vs
     against: list[AgainstHit] = []
     for name, ref in (references or {}).items():

@@ -93,7 +93,9 @@ class Decision:
 
     index: int
     keep: bool
-    reason: str = ""  # "" when kept; e.g. "exact:full", "near:full", "semantic:full", "against:gsm8k"
+    reason: str = (
+        ""  # "" when kept; e.g. "exact:full", "near:full", "semantic:full", "against:gsm8k"
+    )
     # index of the record this one duplicates that survived deduplication (with
     # --remove-conflicting, that twin may itself be removed afterwards as a conflict)
     kept_twin: int | None = None

@@ -25,7 +25,9 @@ def read_report(path: Path) -> dict[str, Any]:
     return report
 
 
-def load_scan(report_path: Path, data: str | Path | Dataset | None = None, **load_kwargs: Any) -> ScanResult:
+def load_scan(
+    report_path: Path, data: str | Path | Dataset | None = None, **load_kwargs: Any
+) -> ScanResult:
     """The ScanResult a saved report describes. `data` defaults to the paths the report names."""
     report = read_report(report_path)
     cfg = scan_config_from_dict(report["config"])

@@ -30,7 +30,11 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     rows = []
     for d in result.removed:
         twin = recs[d.kept_twin] if d.kept_twin is not None else None
-        hit = next((h for h in result.against if h.index == d.index), None) if d.kind == "contamination" else None
+        hit = (
+            next((h for h in result.against if h.index == d.index), None)
+            if d.kind == "contamination"
+            else None
+        )
         rows.append(
             {
                 "id": recs[d.index].id,
@@ -196,12 +200,18 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
     for ref in report["config"]["against"]:
         name = ref.replace("\\", "/").split("/")[-1]
         hits = [h for h in report["contamination"] if h["reference"] == name]
-        by_method = {k.split(":", 1)[1]: n for k, n in s["contamination"].items() if k.startswith(f"{name}:")}
+        by_method = {
+            k.split(":", 1)[1]: n for k, n in s["contamination"].items() if k.startswith(f"{name}:")
+        }
         methods = ", ".join(f"{m} {n}" for m, n in by_method.items()) or "no overlap"
-        out.append(f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})")
+        out.append(
+            f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})"
+        )
         for h in hits[:3]:
             out.append(f"  {h['method']} {h['score']}: {h['id']:<24} {_clip(h['text'], 45)}")
-            out.append(f"  {'':>{len(h['method']) + len(str(h['score'])) + 2}}{h['reference_id']:<24} {_clip(h['reference_text'], 45)}")
+            out.append(
+                f"  {'':>{len(h['method']) + len(str(h['score'])) + 2}}{h['reference_id']:<24} {_clip(h['reference_text'], 45)}"
+            )
     if result is not None:
         out += largest_clusters_text(result)
     return "\n".join(out) + "\n"

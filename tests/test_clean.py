@@ -26,7 +26,9 @@ def test_clean_alpaca_round_trip_and_removal_record(sample_dir: Path, tmp_path: 
 
     rows = json.loads(src.read_text(encoding="utf-8"))
     kept = json.loads(out.read_text(encoding="utf-8"))
-    removed = [json.loads(line) for line in res.removed_path.read_text(encoding="utf-8").splitlines()]
+    removed = [
+        json.loads(line) for line in res.removed_path.read_text(encoding="utf-8").splitlines()
+    ]
     assert len(kept) == 985 and len(removed) == 14
     # kept + removed == input, by identity and order
     kept_idx = [i for i, d in enumerate(res.scan.decisions) if d.keep]
@@ -46,13 +48,21 @@ def test_clean_alpaca_round_trip_and_removal_record(sample_dir: Path, tmp_path: 
     assert not again.clusters_in("full", "exact")
 
 
-def test_clean_output_loads_with_llamafactory_column_mapping(sample_dir: Path, tmp_path: Path) -> None:
+def test_clean_output_loads_with_llamafactory_column_mapping(
+    sample_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "conv.clean.json"
     clean(sample_dir / "dummy_conversation.json", out)
     info = tmp_path / "dataset_info.json"
     info.write_text(
         json.dumps(
-            {"conv": {"file_name": out.name, "formatting": "sharegpt", "columns": {"messages": "conversations"}}}
+            {
+                "conv": {
+                    "file_name": out.name,
+                    "formatting": "sharegpt",
+                    "columns": {"messages": "conversations"},
+                }
+            }
         ),
         encoding="utf-8",
     )
@@ -67,12 +77,20 @@ def test_two_runs_are_byte_identical(sample_dir: Path, tmp_path: Path) -> None:
     for run in ("a", "b"):
         d = tmp_path / run
         res = clean(sample_dir / "identity.json", d / "identity.json", report_dir=d / "report")
-        outs.append([_sha(res.output), _sha(res.removed_path), _sha(d / "report" / "report.json"),
-                     _sha(d / "report" / "report.md")])
+        outs.append(
+            [
+                _sha(res.output),
+                _sha(res.removed_path),
+                _sha(d / "report" / "report.json"),
+                _sha(d / "report" / "report.md"),
+            ]
+        )
     assert outs[0] == outs[1]
 
 
-def test_clean_refuses_to_overwrite_input_or_existing_output(sample_dir: Path, tmp_path: Path) -> None:
+def test_clean_refuses_to_overwrite_input_or_existing_output(
+    sample_dir: Path, tmp_path: Path
+) -> None:
     src = tmp_path / "identity.json"
     src.write_bytes((sample_dir / "identity.json").read_bytes())
     before = _sha(src)
@@ -86,7 +104,11 @@ def test_clean_refuses_to_overwrite_input_or_existing_output(sample_dir: Path, t
     assert out.read_text(encoding="utf-8") == "[]"
     clean(src, out, force=True)
     assert len(json.loads(out.read_text(encoding="utf-8"))) > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["identity.json", "out.json", "out.removed.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "identity.json",
+        "out.json",
+        "out.removed.jsonl",
+    ]
 
 
 def test_keep_by_numeric_column_on_jsonl(sample_dir: Path, tmp_path: Path) -> None:
@@ -97,16 +119,22 @@ def test_keep_by_numeric_column_on_jsonl(sample_dir: Path, tmp_path: Path) -> No
     rows = json.loads((sample_dir / "alpaca_en_demo.json").read_text(encoding="utf-8"))
     src = tmp_path / "scored.jsonl"
     src.write_text(
-        "".join(json.dumps({**r, "score": (i * 37) % 11}, ensure_ascii=False) + "\n" for i, r in enumerate(rows)),
+        "".join(
+            json.dumps({**r, "score": (i * 37) % 11}, ensure_ascii=False) + "\n"
+            for i, r in enumerate(rows)
+        ),
         encoding="utf-8",
     )
     res = clean(src, tmp_path / "out.jsonl", ScanConfig(keep=KeepPolicy.parse("score:max")))
-    kept = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    kept = [
+        json.loads(line)
+        for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert len(kept) == 985
     scored = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()]
     for c in res.scan.clusters_in("full", "exact"):
         best = max(scored[m]["score"] for m in c.members)
         survivors = [m for m in c.members if res.scan.decisions[m].keep]
         assert len(survivors) == 1 and scored[survivors[0]]["score"] == best
-    with pytest.raises(ConfigError, match="--keep-by nope: record scored.jsonl:"):
+    with pytest.raises(ConfigError, match=r"--keep-by nope: record scored\.jsonl:"):
         scan(src, ScanConfig(keep=KeepPolicy.parse("nope:max")))

@@ -21,7 +21,9 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_scan_writes_reports_and_prints_summary(runner: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
+def test_scan_writes_reports_and_prints_summary(
+    runner: CliRunner, sample_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "scan"
     res = runner.invoke(cli, ["scan", str(sample_dir / "alpaca_en_demo.json"), "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -36,7 +38,9 @@ def test_scan_writes_reports_and_prints_summary(runner: CliRunner, sample_dir: P
     # a second run refuses to overwrite without --force
     again = runner.invoke(cli, ["scan", str(sample_dir / "alpaca_en_demo.json"), "-o", str(out)])
     assert again.exit_code == 2
-    assert again.output == f"Error: {out}: a report already exists there; pass --force to overwrite\n"
+    assert (
+        again.output == f"Error: {out}: a report already exists there; pass --force to overwrite\n"
+    )
 
 
 def test_scan_fail_over_gate(runner: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
@@ -51,8 +55,16 @@ def test_clean_cli_with_dataset_info(runner: CliRunner, sample_dir: Path, tmp_pa
     out = tmp_path / "alpaca.clean.json"
     res = runner.invoke(
         cli,
-        ["clean", "--dataset-info", str(sample_dir / "dataset_info.json"), "--dataset",
-         "alpaca_en_demo", "-o", str(out), "-q"],
+        [
+            "clean",
+            "--dataset-info",
+            str(sample_dir / "dataset_info.json"),
+            "--dataset",
+            "alpaca_en_demo",
+            "-o",
+            str(out),
+            "-q",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert res.output == (
@@ -65,15 +77,26 @@ def test_clean_cli_with_dataset_info(runner: CliRunner, sample_dir: Path, tmp_pa
     [
         (["scan"], "Error: give a DATA file, or --dataset-info PATH --dataset NAME\n"),
         (["scan", "nope.json"], "Error: nope.json: no such file or folder\n"),
-        (["scan", "x.json", "--threshold", "1.5"], "Error: --threshold must be in (0, 1], got 1.5\n"),
-        (["clean", "x.json", "--keep-by", "score"],
-         "Error: --keep-by must be one of first, longest, shortest, random or COLUMN:max|min, got 'score'\n"),
-        (["scan", "x.json", "--column", "prompt"],
-         "Error: --column expects ROLE=KEY (e.g. prompt=question), got 'prompt'\n"),
+        (
+            ["scan", "x.json", "--threshold", "1.5"],
+            "Error: --threshold must be in (0, 1], got 1.5\n",
+        ),
+        (
+            ["clean", "x.json", "--keep-by", "score"],
+            "Error: --keep-by must be one of first, longest, shortest, random or COLUMN:max|min, got 'score'\n",
+        ),
+        (
+            ["scan", "x.json", "--column", "prompt"],
+            "Error: --column expects ROLE=KEY (e.g. prompt=question), got 'prompt'\n",
+        ),
     ],
 )
 def test_bad_options_give_one_line_errors(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.json").write_text('[{"instruction": "a", "output": "b"}]', encoding="utf-8")
@@ -84,8 +107,10 @@ def test_bad_options_give_one_line_errors(
 
 def test_malformed_json_names_file_line_and_column(runner: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text('[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c" "output": "d"}\n]\n',
-                   encoding="utf-8")
+    bad.write_text(
+        '[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c" "output": "d"}\n]\n',
+        encoding="utf-8",
+    )
     res = runner.invoke(cli, ["clean", str(bad), "-o", str(tmp_path / "out.json")])
     assert res.exit_code == 2
     assert res.output.startswith(f"Error: {bad}")
@@ -127,18 +152,42 @@ def test_top_level_help_does_not_import_torch() -> None:
 
 
 def test_python_m_entry_point(sample_dir: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "dedup_audit", "--version"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dedup_audit", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "dedup-audit, version 0.1.0"
 
 
-def test_rethreshold_cli_equals_a_fresh_scan(runner: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
+def test_rethreshold_cli_equals_a_fresh_scan(
+    runner: CliRunner, sample_dir: Path, tmp_path: Path
+) -> None:
     data = str(sample_dir / "identity.json")
-    assert runner.invoke(cli, ["scan", data, "--threshold", "0.6", "-o", str(tmp_path / "low"), "-q"]).exit_code == 0
-    assert runner.invoke(cli, ["scan", data, "--threshold", "0.85", "-o", str(tmp_path / "fresh"), "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            cli, ["scan", data, "--threshold", "0.6", "-o", str(tmp_path / "low"), "-q"]
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            cli, ["scan", data, "--threshold", "0.85", "-o", str(tmp_path / "fresh"), "-q"]
+        ).exit_code
+        == 0
+    )
     res = runner.invoke(
-        cli, ["rethreshold", str(tmp_path / "low" / "report.json"), "--threshold", "0.85", "-o",
-              str(tmp_path / "re"), "-q"]
+        cli,
+        [
+            "rethreshold",
+            str(tmp_path / "low" / "report.json"),
+            "--threshold",
+            "0.85",
+            "-o",
+            str(tmp_path / "re"),
+            "-q",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert res.output.startswith("Rethresholded: ")

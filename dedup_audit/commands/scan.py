@@ -20,11 +20,23 @@ from dedup_audit.commands.options import (
 @click.command()
 @input_options
 @scan_options
-@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path), default=Path("dedup-audit-scan"),
-              show_default=True, help="Folder for report.json and report.md.")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(path_type=Path),
+    default=Path("dedup-audit-scan"),
+    show_default=True,
+    help="Folder for report.json and report.md.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
-@click.option("--fail-over", type=float, default=None, metavar="RATIO",
-              help="Exit with code 1 when the duplicate ratio exceeds RATIO (for CI gates).")
+@click.option(
+    "--fail-over",
+    type=float,
+    default=None,
+    metavar="RATIO",
+    help="Exit with code 1 when the duplicate ratio exceeds RATIO (for CI gates).",
+)
 @handle_errors
 def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     """Find exact, near (MinHash-LSH) and semantic duplicates in DATA.
@@ -61,6 +73,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
         click.echo(f"Report: {targets[0]} and {targets[1]}")
     if fail_over is not None and result.duplicate_ratio > fail_over:
         click.echo(
-            f"Duplicate ratio {result.duplicate_ratio:.4f} exceeds --fail-over {fail_over}", err=True
+            f"Duplicate ratio {result.duplicate_ratio:.4f} exceeds --fail-over {fail_over}",
+            err=True,
         )
         raise SystemExit(1)

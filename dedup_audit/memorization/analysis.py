@@ -34,24 +34,12 @@ from typing import Any
 
 from dedup_audit.errors import InputError
 from dedup_audit.memorization.losses import Issue, LossTable, join_keys
+from dedup_audit.memorization.staircase import _p, _r
 from dedup_audit.records import Cluster, Dataset, Sample, sample_key
 
 SIZE_BUCKETS = ("singleton", "2", "3-4", "5+")
 TOP_N = 10
 TEXT_CHARS = 240
-
-
-def _p(x: float | None) -> float | None:
-    """p-values keep 3 significant digits (a tiny p must not round to 0)."""
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.3g}")
-
-
-def _r(x: float | None, nd: int = 6) -> float | None:
-    if x is None or not math.isfinite(x):
-        return None
-    return round(float(x), nd)
 
 
 def size_bucket(size: int) -> str:

@@ -13,8 +13,6 @@ would add and how to supply it, so partial inputs give a partial report, never a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from dedup_audit.memorization.losses import (
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
 from dedup_audit.memorization.trainer_log import TrainingLog, checkpoint_dirs, read_log
 from dedup_audit.records import Cluster, Dataset
+from dedup_audit.writers import atomic_write_text
 
 SCHEMA = "dedup-audit/memorization"
 SCHEMA_VERSION = 1
@@ -322,19 +321,6 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Temp file in the same folder, then os.replace: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     report: dict[str, Any], outdir: str | Path, *, force: bool = False
 ) -> dict[str, Path]:
@@ -355,6 +341,6 @@ def write_report(
             raise OutputError(f"{p}: is an input; choose another -o")
         if p.exists() and not force:
             raise OutputError(f"{p}: exists; pass --force to overwrite or choose another -o")
-    atomic_write(paths["json"], dumps(report))
-    atomic_write(paths["html"], render_html(report))
+    atomic_write_text(paths["json"], dumps(report))
+    atomic_write_text(paths["html"], render_html(report))
     return paths
