@@ -207,11 +207,14 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
         out.append(
             f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})"
         )
-        for h in hits[:3]:
-            out.append(f"  {h['method']} {h['score']}: {h['id']:<24} {_clip(h['text'], 45)}")
-            out.append(
-                f"  {'':>{len(h['method']) + len(str(h['score'])) + 2}}{h['reference_id']:<24} {_clip(h['reference_text'], 45)}"
-            )
+        shown: dict[int, list[dict[str, Any]]] = {}
+        for h in hits:
+            shown.setdefault(h["index"], []).append(h)
+        for group in list(shown.values())[:3]:
+            h = group[0]
+            methods = ", ".join(sorted({g["method"] for g in group}))
+            out.append(f"  {h['id']:<26} [{methods}] {_clip(h['text'], 50)}")
+            out.append(f"    = {h['reference_id']:<22} {_clip(h['reference_text'], 50)}")
     if result is not None:
         out += largest_clusters_text(result)
     return "\n".join(out) + "\n"

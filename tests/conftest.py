@@ -66,3 +66,7 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+# One exported/cached embedding model for the whole session (the ONNX export takes seconds).
+from tests.semantic_support import model_cache  # noqa: E402, F401

@@ -13,7 +13,7 @@ from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
 from dedup_audit.detect.against import ContaminationHit, find_against, summarize
 from dedup_audit.readers import load_dataset
 from dedup_audit.records import Dataset, Record, Sample, Turn
-from tests.semantic_support import DATA, FakeEncoder, model_cache, real_cfg
+from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
 __all__ = ["model_cache"]
 

@@ -196,3 +196,62 @@ def test_rethreshold_cli_equals_a_fresh_scan(
     assert redone["clusters"] == fresh["clusters"]
     assert redone["summary"]["removed_by_reason"] == fresh["summary"]["removed_by_reason"]
     assert redone["config"]["minhash"]["threshold"] == 0.85
+
+
+def test_against_reports_both_sides_and_clean_removes(
+    runner: CliRunner, data_dir: Path, tmp_path: Path
+) -> None:
+    test_rows = [
+        json.loads(line)
+        for line in (data_dir / "gsm8k_test_60.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    train = json.loads((data_dir / "gsm8k_train_300.json").read_text(encoding="utf-8"))
+    leaked = [
+        {"instruction": test_rows[i]["question"], "input": "", "output": test_rows[i]["answer"]}
+        for i in (3, 17)
+    ]
+    src = tmp_path / "train.json"
+    src.write_text(json.dumps(train + leaked, indent=2), encoding="utf-8")
+    ref = str(data_dir / "gsm8k_test_60.jsonl")
+    res = runner.invoke(cli, ["scan", str(src), "--against", ref, "-o", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert "Contamination vs gsm8k_test_60.jsonl: 2 training rows" in res.output
+    assert "gsm8k_test_60.jsonl:3" in res.output and "gsm8k_test_60.jsonl:17" in res.output
+    report = json.loads((tmp_path / "s" / "report.json").read_text(encoding="utf-8"))
+    hits = {h["id"]: h for h in report["contamination"]}
+    assert set(hits) == {"train.json:300", "train.json:301"}
+    assert hits["train.json:300"]["reference_text"].startswith(test_rows[3]["question"][:40])
+
+    out = tmp_path / "clean.json"
+    res = runner.invoke(cli, ["clean", str(src), "--against", ref, "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    removed = [
+        json.loads(line)
+        for line in (tmp_path / "clean.removed.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert {r["id"] for r in removed} == {"train.json:300", "train.json:301"}
+    assert {r["reason"] for r in removed} == {"against:gsm8k_test_60.jsonl"}
+    assert {r["kept_id"] for r in removed} == {"gsm8k_test_60.jsonl:3", "gsm8k_test_60.jsonl:17"}
+    assert len(json.loads(out.read_text(encoding="utf-8"))) == len(train)
+
+
+def test_semantic_scan_and_clean_from_the_cli(
+    runner: CliRunner, sample_dir: Path, tmp_path: Path, model_cache: Path
+) -> None:
+    """The packaged model, offline, through the CLI options; removals name their evidence."""
+    data = str(sample_dir / "self_cognition.json")
+    common = ["--semantic", "--cache-dir", str(model_cache), "--views", "full", "-q"]
+    plain = runner.invoke(cli, ["clean", data, "-o", str(tmp_path / "plain.json"), "-q"])
+    res = runner.invoke(cli, ["clean", data, "-o", str(tmp_path / "sem.json"), *common])
+    assert plain.exit_code == 0 and res.exit_code == 0, res.output
+    removed = [
+        json.loads(line)
+        for line in (tmp_path / "sem.removed.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    plain_removed = (tmp_path / "plain.removed.jsonl").read_text(encoding="utf-8").splitlines()
+    semantic = [r for r in removed if r["reason"] == "semantic:full"]
+    assert len(removed) > len(plain_removed) and semantic
+    for r in semantic:
+        assert r["method"] == "embedding" and r["similarity"] >= 0.9 and r["kept_id"]
+    kept = json.loads((tmp_path / "sem.json").read_text(encoding="utf-8"))
+    assert len(kept) + len(removed) == 80

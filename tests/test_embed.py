@@ -14,7 +14,7 @@ from dedup_audit.detect.embed import find_semantic
 from dedup_audit.detect.faiss_index import choose_kind, knn_cross, knn_self
 from dedup_audit.detect.minhash import find_near
 from dedup_audit.views import normalize
-from tests.semantic_support import DATA, FakeEncoder, model_cache, real_cfg
+from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
 __all__ = ["model_cache"]
 

@@ -19,7 +19,7 @@ from dedup_audit.encoders.sentence_transformers import (
     resolve_model,
 )
 from dedup_audit.errors import ConfigError, MissingDependencyError
-from tests.semantic_support import FakeEncoder, model_cache, real_cfg
+from tests.semantic_support import FakeEncoder, real_cfg
 
 __all__ = ["model_cache"]  # the session fixture, imported for pytest
 
