@@ -15,8 +15,6 @@ from dedup_audit.readers import load_dataset
 from dedup_audit.records import Dataset, Record, Sample, Turn
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
-__all__ = ["model_cache"]
-
 
 def _alpaca(rows: list[dict[str, str]], name: str) -> Dataset:
     records = [

@@ -16,8 +16,6 @@ from dedup_audit.detect.minhash import find_near
 from dedup_audit.views import normalize
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
-__all__ = ["model_cache"]
-
 
 def test_pairs_are_ordered_deduplicated_and_skip_empty_texts() -> None:
     texts = ["the cat sat", "", "the cat sat", "dogs bark loudly", "   ", "the cat sat down"]

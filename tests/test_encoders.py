@@ -21,8 +21,6 @@ from dedup_audit.encoders.sentence_transformers import (
 from dedup_audit.errors import ConfigError, MissingDependencyError
 from tests.semantic_support import FakeEncoder, real_cfg
 
-__all__ = ["model_cache"]  # the session fixture, imported for pytest
-
 WHO = ["Who are you?", "Tell me who you are.", "How many eggs do the ducks lay per day?"]
 
 
