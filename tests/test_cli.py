@@ -255,3 +255,17 @@ def test_semantic_scan_and_clean_from_the_cli(
         assert r["method"] == "embedding" and r["similarity"] >= 0.9 and r["kept_id"]
     kept = json.loads((tmp_path / "sem.json").read_text(encoding="utf-8"))
     assert len(kept) + len(removed) == 80
+
+
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(block[1], "README.md", "exec"), scope)
+    result = scope["result"]
+    assert result.removed_by_reason() == {"exact:full": 14}  # type: ignore[attr-defined]
+    assert round(result.duplicate_ratio, 6) == 0.014014  # type: ignore[attr-defined]
+    assert (tmp_path / "out" / "identity.clean.json").is_file()
