@@ -267,8 +267,8 @@ def clean(
     Output paths are checked before any work, every file is written atomically, and the input is
     never touched. kept + removed == input is checked before anything is written.
     """
-    from dedup_audit.scan_report import build_report, dumps, removed_rows, render_markdown
-    from dedup_audit.writers import atomic_write_text, check_output_path, write_dataset, write_jsonl
+    from dedup_audit.scan_report import removed_rows, write_scan_report
+    from dedup_audit.writers import check_output_path, write_dataset, write_jsonl
 
     dataset = load(data, **load_kwargs)
     out = Path(output)
@@ -288,8 +288,5 @@ def clean(
     write_jsonl(removed_out, removed_rows(result))
     rdir = Path(report_dir) if report_dir else None
     if rdir is not None:
-        rdir.mkdir(parents=True, exist_ok=True)
-        report = build_report(result)
-        atomic_write_text(rdir / "report.json", dumps(report))
-        atomic_write_text(rdir / "report.md", render_markdown(report, result))
+        write_scan_report(result, rdir)
     return CleanResult(result, out, removed_out, rdir)

@@ -3,7 +3,6 @@ recomputing any similarity: the report keeps every scored pair."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +10,15 @@ from dedup_audit.config import scan_config_from_dict
 from dedup_audit.errors import InputError
 from dedup_audit.pipeline import ScanResult, ViewScan, _assemble, load
 from dedup_audit.records import Dataset, Pair
-from dedup_audit.scan_report import SCHEMA
+from dedup_audit.scan_report import read_scan_report
 from dedup_audit.views import build_views
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    try:
-        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the scan report ({exc})") from exc
-    if report.get("schema") != SCHEMA or "scored_pairs" not in report:
-        raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
-    return report
 
 
 def load_scan(
     report_path: Path, data: str | Path | Dataset | None = None, **load_kwargs: Any
 ) -> ScanResult:
     """The ScanResult a saved report describes. `data` defaults to the paths the report names."""
-    report = read_report(report_path)
+    report = read_scan_report(report_path)
     cfg = scan_config_from_dict(report["config"])
     if data is None:
         paths = report["dataset"]["paths"]

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from dedup_audit import __version__
 from dedup_audit.pipeline import ScanResult
-from dedup_audit.records import Decision, sample_key
+from dedup_audit.records import Decision, Pair, sample_key
 from dedup_audit.views import view_text
 
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
 SCORE_MARGIN = 0.1
+PAIRS_FILE = "pairs.jsonl.gz"
 
 
 def _round(x: float | None) -> float | None:
@@ -55,6 +57,88 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     return rows
 
 
+def spanning_edges(pairs: list[Pair]) -> list[Pair]:
+    """Kruskal over the cluster's edges, exact first then by score: size - 1 strongest edges."""
+    from dedup_audit.clusters import UnionFind
+
+    nodes = sorted({m for p in pairs for m in (p.a, p.b)})
+    pos = {m: i for i, m in enumerate(nodes)}
+    uf = UnionFind(len(nodes))
+    chosen = []
+    for p in sorted(pairs, key=lambda p: (p.method != "exact", -p.score, p.a, p.b)):
+        ra, rb = uf.find(pos[p.a]), uf.find(pos[p.b])
+        if ra != rb:
+            uf.union(ra, rb)
+            chosen.append(p)
+    return sorted(chosen, key=lambda p: (p.a, p.b, p.method))
+
+
+def scored_pair_rows(result: ScanResult) -> list[list[Any]]:
+    """Every scored pair down to SCORE_MARGIN below its threshold, one row per pair:
+    [view, a, b, method, score, estimate]. Enough to re-threshold upwards exactly and to show
+    borderline pairs, without keeping every LSH candidate."""
+    near_floor = max(0.0, result.config.minhash.threshold - SCORE_MARGIN)
+    semantic_floor = max(-1.0, result.config.semantic.threshold - SCORE_MARGIN)
+    rows: list[list[Any]] = []
+    for view, vs in result.views.items():
+        for p in (
+            vs.exact
+            + [p for p in vs.near if p.score >= near_floor]
+            + [p for p in vs.semantic if p.score >= semantic_floor]
+        ):
+            rows.append([view, p.a, p.b, p.method, _round(p.score), _round(p.estimate)])
+    return rows
+
+
+def write_scan_report(result: ScanResult, outdir: Path) -> dict[str, Any]:
+    """report.json, report.md and the scored pairs (gzip JSONL, fixed mtime for byte-identical
+    reruns) into outdir, each written atomically. Returns the report."""
+    import gzip
+    import io
+
+    from dedup_audit.writers import atomic_write_bytes, atomic_write_text
+
+    report = build_report(result)
+    outdir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
+        for row in scored_pair_rows(result):
+            gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(outdir / PAIRS_FILE, buf.getvalue())
+    atomic_write_text(outdir / "report.json", dumps(report))
+    atomic_write_text(outdir / "report.md", render_markdown(report, result))
+    return report
+
+
+def read_scan_report(path: Path) -> dict[str, Any]:
+    """A saved report.json with its scored pairs loaded back into report["scored_pairs"]
+    ({view: [[a, b, method, score, estimate], ...]})."""
+    import gzip
+
+    from dedup_audit.errors import InputError
+
+    try:
+        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the scan report ({exc})") from exc
+    if report.get("schema") != SCHEMA:
+        raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
+    sidecar = path.parent / report.get("scored_pairs_file", PAIRS_FILE)
+    scored: dict[str, list[list[Any]]] = {v: [] for v in report["summary"]["views"]}
+    try:
+        with gzip.open(sidecar, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                view, *rest = json.loads(line)
+                scored.setdefault(view, []).append(rest)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"{sidecar}: cannot read the scored pairs saved with {path.name} ({exc}); "
+            "keep the scan folder together or rescan"
+        ) from exc
+    report["scored_pairs"] = scored
+    return report
+
+
 def _decision_counts(decisions: list[Decision]) -> dict[str, int]:
     return dict(sorted(Counter(d.reason for d in decisions if not d.keep).items()))
 
@@ -87,8 +171,6 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
         clusters = clusters[:max_clusters]
     keys = [sample_key(r.sample) for r in recs]
     removed = len(result.removed)
-    # Scored pairs are kept down to SCORE_MARGIN below each threshold: enough to re-threshold
-    # upwards exactly and to show borderline pairs, without storing every LSH candidate.
     near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
     semantic_floor = round(max(-1.0, result.config.semantic.threshold - SCORE_MARGIN), 6)
     return {
@@ -121,22 +203,18 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 "kind": c.kind,
                 "size": c.size,
                 "members": [{"index": m, "id": recs[m].id, "key": keys[m]} for m in c.members],
+                "edges": len(c.pairs),
+                # the strongest edges that connect the cluster (a maximum spanning tree):
+                # enough evidence to explain every member without listing all pairs
                 "pairs": [
-                    [p.a, p.b, p.method, _round(p.score), _round(p.estimate)] for p in c.pairs
+                    [p.a, p.b, p.method, _round(p.score), _round(p.estimate)]
+                    for p in spanning_edges(c.pairs)
                 ],
             }
             for c in clusters
         ],
         "scored_pairs_floor": {"minhash": near_floor, "embedding": semantic_floor},
-        "scored_pairs": {
-            view: [
-                [p.a, p.b, p.method, _round(p.score), _round(p.estimate)]
-                for p in vs.exact
-                + [p for p in vs.near if p.score >= near_floor]
-                + [p for p in vs.semantic if p.score >= semantic_floor]
-            ]
-            for view, vs in result.views.items()
-        },
+        "scored_pairs_file": PAIRS_FILE,
         "contamination": [
             {
                 "id": recs[h.index].id,

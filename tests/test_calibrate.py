@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -73,14 +72,14 @@ def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> 
     from dedup_audit.config import MinHashConfig, ScanConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
-    from dedup_audit.scan_report import build_report, dumps
+    from dedup_audit.scan_report import read_scan_report, write_scan_report
 
     data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
     result = scan(load_dataset(data), cfg)
+    write_scan_report(result, tmp_path)
     report_path = tmp_path / "report.json"
-    report_path.write_text(dumps(build_report(result)), encoding="utf-8")
-    saved = json.loads(report_path.read_text(encoding="utf-8"))
+    saved = read_scan_report(report_path)
     near = [p for p in pairs_from_report(saved) if p.method == "minhash"]
     assert near, "the GPTeacher subset has near duplicates"
 

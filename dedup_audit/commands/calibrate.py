@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
-
-from dedup_audit.errors import InputError
 
 
 @click.command(
@@ -77,10 +74,9 @@ def calibrate(
 
     report = None
     if report_path is not None:
-        try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{report_path}: cannot read the scan report ({exc})") from exc
+        from dedup_audit.scan_report import read_scan_report
+
+        report = read_scan_report(report_path)
         mh = report.get("config", {}).get("minhash", {})
         threshold = threshold if threshold is not None else mh.get("threshold")
         num_perm = num_perm if num_perm is not None else mh.get("num_perm")

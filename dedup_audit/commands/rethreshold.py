@@ -50,8 +50,7 @@ def rethreshold(
     """
     from dedup_audit.errors import ConfigError, OutputError
     from dedup_audit.saved_scan import load_scan
-    from dedup_audit.scan_report import build_report, dumps, render_markdown, terminal_summary
-    from dedup_audit.writers import atomic_write_text
+    from dedup_audit.scan_report import terminal_summary, write_scan_report
 
     if threshold is None and semantic_threshold is None:
         raise ConfigError("give --threshold and/or --semantic-threshold")
@@ -68,10 +67,7 @@ def rethreshold(
             err=True,
         )
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)
-    report = build_report(result)
-    outdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(targets[0], dumps(report))
-    atomic_write_text(targets[1], render_markdown(report, result))
+    report = write_scan_report(result, outdir)
     if not quiet:
         click.echo(terminal_summary(report, result), nl=False)
     click.echo(

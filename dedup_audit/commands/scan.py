@@ -53,8 +53,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     """
     from dedup_audit.errors import OutputError
     from dedup_audit.pipeline import scan as run_scan
-    from dedup_audit.scan_report import build_report, dumps, render_markdown, terminal_summary
-    from dedup_audit.writers import atomic_write_text
+    from dedup_audit.scan_report import terminal_summary, write_scan_report
 
     config = scan_config_from(kw)
     targets = [outdir / "report.json", outdir / "report.md"]
@@ -64,10 +63,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     if any(Path(p).resolve() == outdir.resolve() for p in dataset.paths):
         raise OutputError(f"{outdir}: --output must not be the input")
     result = run_scan(dataset, config, references=load_references(kw), progress=not kw["quiet"])
-    report = build_report(result)
-    outdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(targets[0], dumps(report))
-    atomic_write_text(targets[1], render_markdown(report, result))
+    report = write_scan_report(result, outdir)
     if not kw["quiet"]:
         click.echo(terminal_summary(report, result), nl=False)
         click.echo(f"Report: {targets[0]} and {targets[1]}")
