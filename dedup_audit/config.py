@@ -114,8 +114,11 @@ class ScanConfig:
     remove_conflicting: bool = False
     seed: int = 0
     against: tuple[str, ...] = ()
+    cluster: str = "components"  # "components" (union-find) | "star" (no chaining)
 
     def __post_init__(self) -> None:
+        if self.cluster not in ("components", "star"):
+            raise ConfigError(f"--cluster must be components or star, got {self.cluster!r}")
         bad = [v for v in self.views if v not in VIEWS]
         if bad:
             raise ConfigError(f"unknown view(s) {bad}; choose from {', '.join(VIEWS)}")
@@ -142,4 +145,5 @@ def scan_config_from_dict(data: dict[str, Any]) -> ScanConfig:
         remove_conflicting=data["remove_conflicting"],
         seed=data["seed"],
         against=tuple(data.get("against", ())),
+        cluster=data.get("cluster", "components"),
     )

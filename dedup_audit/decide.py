@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dedup_audit.clusters import KIND_OF_METHOD
 from dedup_audit.config import KeepPolicy
@@ -34,25 +35,34 @@ class AgainstHit:
     ref_text: str = ""  # the reference sample's text in `view`, to show both sides
 
 
-def choose_keeper(
-    members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int
-) -> int:
-    """The member that survives. Ties always fall back to the earliest record."""
+def keep_priority(
+    records: Sequence[Record], keep: KeepPolicy, seed: int
+) -> Callable[[int], tuple[Any, ...]]:
+    """Sort key over record indices: the smallest is the record to keep. Ties fall back to the
+    earliest record, so every policy is a total order."""
     if keep.policy == "first":
-        return min(members)
+        return lambda m: (m,)
     if keep.policy in ("longest", "shortest"):
         sign = -1 if keep.policy == "longest" else 1
-        return min(members, key=lambda m: (sign * len(view_text(records[m].sample, "full")), m))
+        return lambda m: (sign * len(view_text(records[m].sample, "full")), m)
     if keep.policy == "random":
         # Hash of (seed, record id): independent of cluster order and of the other clusters.
-        def draw(m: int) -> str:
-            return hashlib.blake2b(f"{seed}:{records[m].id}".encode(), digest_size=8).hexdigest()
+        def draw(m: int) -> tuple[Any, ...]:
+            digest = hashlib.blake2b(f"{seed}:{records[m].id}".encode(), digest_size=8)
+            return (digest.hexdigest(), m)
 
-        return min(members, key=lambda m: (draw(m), m))
+        return draw
     column = keep.column
     assert column is not None, "KeepPolicy(policy='column') needs a column"
     sign = -1 if keep.direction == "max" else 1
-    return min(members, key=lambda m: (sign * _numeric(records[m], column), m))
+    return lambda m: (sign * _numeric(records[m], column), m)
+
+
+def choose_keeper(
+    members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int
+) -> int:
+    """The member that survives (components mode: one per cluster)."""
+    return min(members, key=keep_priority(records, keep, seed))
 
 
 def _numeric(record: Record, column: str) -> float:
@@ -90,6 +100,50 @@ def _evidence_tree(keeper: int, pairs: Sequence[Pair]) -> dict[int, Pair]:
     return reached
 
 
+def _star_removals(
+    alive: Sequence[int], pairs: Sequence[Pair], priority: Callable[[int], tuple[Any, ...]]
+) -> list[tuple[int, int, Pair]]:
+    """Greedy star clustering inside one connected cluster: walk members best-first; a member is
+    removed only if it is directly similar (an edge at or above the threshold, or identical
+    text) to a member already kept, else it is kept as a new representative. Unlike connected
+    components, a chain a~b~c never removes c for a kept a it does not resemble.
+
+    Returns (removed, kept twin, the direct edge) triples.
+    """
+    exact = [p for p in pairs if p.method == "exact"]
+    group: dict[int, int] = {}
+    for p in sorted(exact, key=lambda p: (p.a, p.b)):
+        root = group.get(p.a, p.a)
+        group[p.a] = root
+        group[p.b] = root
+    adj: dict[int, list[Pair]] = {}
+    for p in pairs:
+        if p.method != "exact":
+            ga, gb = group.get(p.a, p.a), group.get(p.b, p.b)
+            adj.setdefault(ga, []).append(p)
+            adj.setdefault(gb, []).append(p)
+    kept_in_group: dict[int, int] = {}
+    removals: list[tuple[int, int, Pair]] = []
+    for m in sorted(alive, key=priority):
+        g = group.get(m, m)
+        if g in kept_in_group:
+            twin = kept_in_group[g]
+            lo, hi = min(m, twin), max(m, twin)
+            removals.append((m, twin, Pair(lo, hi, 1.0, "exact", pairs[0].view)))
+            continue
+        best: tuple[float, int, Pair] | None = None
+        for p in adj.get(g, []):
+            other = group.get(p.b, p.b) if group.get(p.a, p.a) == g else group.get(p.a, p.a)
+            kept = kept_in_group.get(other)
+            if kept is not None and (best is None or (p.score, -kept) > (best[0], -best[1])):
+                best = (p.score, kept, p)
+        if best is None:
+            kept_in_group[g] = m
+        else:
+            removals.append((m, best[1], best[2]))
+    return removals
+
+
 def decide(
     records: Sequence[Record],
     clusters: Sequence[Cluster],
@@ -99,8 +153,14 @@ def decide(
     seed: int = 0,
     remove_conflicting: bool = False,
     against: Mapping[int, AgainstHit] | None = None,
+    mode: str = "components",
 ) -> list[Decision]:
-    """One Decision per record, in record order. kept + removed == input by construction."""
+    """One Decision per record, in record order. kept + removed == input by construction.
+
+    mode "components" keeps one record per connected cluster; "star" keeps every record that is
+    not directly similar to an already kept one (see `_star_removals`).
+    """
+    priority = keep_priority(records, keep, seed)
     decisions: dict[int, Decision] = {}
     for hit in sorted((against or {}).values(), key=lambda h: h.index):
         decisions[hit.index] = Decision(
@@ -121,7 +181,23 @@ def decide(
         alive = [m for m in cluster.members if m not in decisions]
         if len(alive) < 2:
             continue
-        keeper = choose_keeper(alive, records, keep, seed)
+        if mode == "star" and cluster.kind != "conflicting":
+            for m, twin, direct in _star_removals(alive, cluster.pairs, priority):
+                kind = KIND_OF_METHOD.get(direct.method, cluster.kind)
+                decisions[m] = Decision(
+                    m,
+                    keep=False,
+                    reason=f"{kind}:{cluster.view}",
+                    kept_twin=twin,
+                    cluster_id=cluster.id,
+                    kind=kind,
+                    view=cluster.view,
+                    method=direct.method,
+                    score=direct.score,
+                    estimate=direct.estimate,
+                )
+            continue
+        keeper = min(alive, key=priority)
         tree = _evidence_tree(keeper, cluster.pairs)
         for m in alive:
             if m == keeper:

@@ -125,6 +125,7 @@ def _assemble(
         seed=cfg.seed,
         remove_conflicting=cfg.remove_conflicting,
         against=hits,
+        mode=cfg.cluster,
     )
     return ScanResult(dataset, cfg, dict(views), clusters, decisions, list(against))
 

@@ -51,6 +51,7 @@ def _dataset(pairs: list[tuple[str, str]], copies: list[int]) -> Dataset:
     policy=st.sampled_from(["first", "longest", "shortest", "random"]),
     threshold=st.sampled_from([0.5, 0.8, 1.0]),
     remove_conflicting=st.booleans(),
+    cluster=st.sampled_from(["components", "star"]),
 )
 def test_kept_plus_removed_is_the_input(
     pairs: list[tuple[str, str]],
@@ -58,6 +59,7 @@ def test_kept_plus_removed_is_the_input(
     policy: str,
     threshold: float,
     remove_conflicting: bool,
+    cluster: str,
 ) -> None:
     ds = _dataset(pairs, copies)
     cfg = ScanConfig(
@@ -65,6 +67,7 @@ def test_kept_plus_removed_is_the_input(
         minhash=MinHashConfig(threshold=threshold),
         remove_conflicting=remove_conflicting,
         seed=5,
+        cluster=cluster,
     )
     result = scan(ds, cfg)
     n = len(ds.records)
@@ -81,6 +84,11 @@ def test_kept_plus_removed_is_the_input(
         assert d.index in clusters[d.cluster_id].members  # type: ignore[index]
         assert d.kept_twin in clusters[d.cluster_id].members  # type: ignore[index]
         assert d.score is not None and (d.method == "exact" or d.score >= threshold)
+        if cluster == "star" and d.kind != "conflicting":
+            # no chaining: the evidence is a direct link to the kept twin itself
+            assert d.via is None
+            same = ds.records[d.index].sample == ds.records[d.kept_twin].sample
+            assert same or d.method != "exact"
     # exact copies never survive twice in the dedup view
     survivors = [ds.records[i].sample for i in kept]
     assert len(survivors) == len(set(survivors))

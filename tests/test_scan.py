@@ -148,3 +148,23 @@ def test_keep_policies_choose_the_documented_member(sample_dir: Path) -> None:
         assert lengths[kept_long[0]] == max(lengths.values())
     for r in (first, longest, rnd1):
         assert len(r.kept_indices) + len(r.removed) == len(recs)
+
+
+def test_star_clustering_removes_only_direct_matches(sample_dir: Path) -> None:
+    path = sample_dir / "dummy_conversation.json"
+    comps = scan(path)
+    star = scan(path, ScanConfig(cluster="star"))
+    assert 0 < len(star.removed) < len(comps.removed)
+    norm, mh = NormalizeConfig(), MinHashConfig()
+    recs = star.dataset.records
+
+    def sh(i: int) -> set[str]:
+        return shingles(normalize(view_text(recs[i].sample, "full"), norm), "word", mh)
+
+    for d in star.removed:
+        assert d.kept_twin is not None and star.decisions[d.kept_twin].keep
+        direct = jaccard(sh(d.index), sh(d.kept_twin))
+        assert direct >= mh.threshold
+        assert d.score == pytest.approx(direct)
+    # components mode chains: some removal there is not directly similar to its kept twin
+    assert any(jaccard(sh(d.index), sh(d.kept_twin)) < mh.threshold for d in comps.removed)  # type: ignore[arg-type]

@@ -198,6 +198,14 @@ scan_options = _apply(
             "--seed", type=int, default=0, show_default=True, help="Seed for --keep-by random."
         ),
         click.option(
+            "--cluster",
+            type=click.Choice(["components", "star"]),
+            default="components",
+            show_default=True,
+            help="components: one survivor per connected cluster; star: remove only records "
+            "directly similar to a kept one (no chaining).",
+        ),
+        click.option(
             "--remove-conflicting",
             is_flag=True,
             help="Also remove conflicting samples (same prompt, different responses).",
@@ -242,6 +250,7 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
         ),
         keep=KeepPolicy.parse(kw["keep_by"]),
         remove_conflicting=kw["remove_conflicting"],
+        cluster=kw["cluster"],
         seed=kw["seed"],
         against=tuple(str(p) for p in kw["against"]),
     )
