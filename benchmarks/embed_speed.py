@@ -61,7 +61,7 @@ def main() -> None:
     import torch
 
     from dedup_audit.config import SemanticConfig
-    from dedup_audit.encoders.sentence_transformers import build_encoder
+    from dedup_audit.encoders.factory import build_encoder
 
     texts = load_texts(args.n)
     art = Path(tempfile.mkdtemp(prefix="embed-speed-"))

@@ -13,11 +13,8 @@ import pytest
 from dedup_audit.config import SemanticConfig
 from dedup_audit.encoders import CPU_DEFAULT_BACKEND, Encoder, get_encoder
 from dedup_audit.encoders.cache import CachedEncoder, default_cache_dir
-from dedup_audit.encoders.sentence_transformers import (
-    build_encoder,
-    resolve_backend,
-    resolve_model,
-)
+from dedup_audit.encoders.factory import build_encoder, resolve_backend
+from dedup_audit.encoders.model_source import resolve_model
 from dedup_audit.errors import ConfigError, MissingDependencyError
 from tests.semantic_support import FakeEncoder, real_cfg
 

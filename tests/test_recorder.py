@@ -20,7 +20,8 @@ from dedup_audit.memorization.recorder import (
     record_label_keys,
     record_per_sample_losses,
 )
-from dedup_audit.memorization.scorer import IGNORE_INDEX, load_records, make_encoder
+from dedup_audit.memorization.scorer import load_records
+from dedup_audit.memorization.sft_encoding import IGNORE_INDEX, make_encoder
 from dedup_audit.records import sample_key
 from tests.test_scorer import RUN, build_tiny_model
 

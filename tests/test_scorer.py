@@ -17,16 +17,18 @@ from click.testing import CliRunner
 
 from dedup_audit.errors import ConfigError, InputError, OutputError
 from dedup_audit.memorization.scorer import (
-    IGNORE_INDEX,
-    TEMPLATES,
     find_checkpoints,
-    infer_seqlen,
     load_records,
-    make_encoder,
-    read_run_template,
     response_losses,
     score_run,
     write_loss_rows,
+)
+from dedup_audit.memorization.sft_encoding import (
+    IGNORE_INDEX,
+    TEMPLATES,
+    infer_seqlen,
+    make_encoder,
+    read_run_template,
 )
 from dedup_audit.records import Sample, Turn, sample_key
 

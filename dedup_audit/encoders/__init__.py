@@ -3,6 +3,10 @@
 Detectors depend only on the `Encoder` protocol, so tests plug in a fake and the heavy libraries
 (torch, sentence-transformers, onnxruntime) load only when an embedding is really computed.
 
+Modules: ``model_source`` (which model, offline), ``factory`` (backend/device choice),
+``torch_encoder``, ``onnx_encoder`` and ``static_encoder`` (the backends), ``artifacts`` (locally
+built model files) and ``cache`` (embeddings on disk).
+
 Backends (all built from the same local sentence-transformers folder, never downloaded):
 
 - ``torch``: sentence-transformers fp32, the reference; the only one that runs on CUDA.
@@ -16,7 +20,7 @@ Backends (all built from the same local sentence-transformers folder, never down
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +53,18 @@ class Encoder(Protocol):
         ...
 
 
+def normalize_rows(x: Any) -> npt.NDArray[np.float32]:
+    """`x` as an (n, d) float32 array of unit rows: every backend ends with this, so the
+    protocol's promise (inner product == cosine) holds whatever the library returned."""
+    import numpy as np
+
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 2:
+        arr = arr.reshape(len(arr), -1)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return (arr / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 def get_encoder(cfg: SemanticConfig) -> Encoder:
     """The encoder `cfg` describes, wrapped in the on-disk embedding cache.
 
@@ -57,11 +73,11 @@ def get_encoder(cfg: SemanticConfig) -> Encoder:
     package (or a backend's library) is not installed.
     """
     from dedup_audit.encoders.cache import CachedEncoder, default_cache_dir
-    from dedup_audit.encoders.sentence_transformers import build_encoder
+    from dedup_audit.encoders.factory import build_encoder
 
     cache_dir = default_cache_dir(cfg.cache_dir)
     inner = build_encoder(cfg, cache_dir=cache_dir)
     return CachedEncoder(inner, cache_dir)
 
 
-__all__ = ["BACKENDS", "CPU_DEFAULT_BACKEND", "Encoder", "get_encoder"]
+__all__ = ["BACKENDS", "CPU_DEFAULT_BACKEND", "Encoder", "get_encoder", "normalize_rows"]

@@ -10,15 +10,15 @@ Heavy modules (scorer, recorder: torch/transformers) are not imported here.
 
 from __future__ import annotations
 
-from dedup_audit.memorization.analysis import (
+from dedup_audit.memorization.diagnosis import diagnose
+from dedup_audit.memorization.losses import LossRow, LossTable, read_losses
+from dedup_audit.memorization.membership import (
     Membership,
-    analyze_samples,
-    diagnose,
     membership_from_dataset,
     membership_from_scan_report,
-    recommend,
 )
-from dedup_audit.memorization.losses import LossRow, LossTable, read_losses
+from dedup_audit.memorization.recommend import recommend
+from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
 from dedup_audit.memorization.trainer_log import (
     TrainingLog,

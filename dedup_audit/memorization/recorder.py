@@ -25,7 +25,7 @@ mode) are recorded with split "heldout".
 Sample identity: the trainer sees token ids, not dataset rows, so a row's ``key`` is
 ``label_key(labels)``: a hash of its trained-on token ids (the response tokens). To join them
 back, ``join_recorded_losses`` tokenizes each dataset record with the same template/cutoff as SFT
-(scorer.SftEncoder) and maps the hash to the record id. Limits, by construction:
+(sft_encoding.SftEncoder) and maps the hash to the record id. Limits, by construction:
 
 - Records with identical trained-on tokens (exact copies, or the same answer to different prompts
   when the prompt is masked) share a hash; their rows are assigned to the copies in order of
@@ -56,13 +56,8 @@ from typing import TYPE_CHECKING, Any
 from transformers import Trainer, TrainerCallback
 
 from dedup_audit.errors import ConfigError, InputError
-from dedup_audit.memorization.scorer import (
-    IGNORE_INDEX,
-    make_encoder,
-    response_losses,
-    sort_rows,
-    write_loss_rows,
-)
+from dedup_audit.memorization.scorer import response_losses, sort_rows, write_loss_rows
+from dedup_audit.memorization.sft_encoding import IGNORE_INDEX, make_encoder
 from dedup_audit.records import Record, sample_key
 
 if TYPE_CHECKING:

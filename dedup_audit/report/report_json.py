@@ -17,16 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.analysis import (
-    Membership,
-    analyze_samples,
-    diagnose,
-    membership_from_dataset,
-    membership_from_scan_report,
-    read_training_args,
-    recommend,
-    relevant_args,
-)
+from dedup_audit.memorization.diagnosis import diagnose
 from dedup_audit.memorization.losses import (
     LossTable,
     looks_like_losses,
@@ -34,8 +25,16 @@ from dedup_audit.memorization.losses import (
     read_key_list,
     read_losses,
 )
+from dedup_audit.memorization.membership import (
+    Membership,
+    membership_from_dataset,
+    membership_from_scan_report,
+)
+from dedup_audit.memorization.recommend import recommend
+from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
 from dedup_audit.memorization.trainer_log import TrainingLog, checkpoint_dirs, read_log
+from dedup_audit.memorization.training_args import read_training_args, relevant_args
 from dedup_audit.records import Cluster, Dataset
 from dedup_audit.writers import atomic_write_text
 
