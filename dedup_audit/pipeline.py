@@ -81,9 +81,9 @@ class ScanResult:
     ) -> ScanResult:
         """Clusters and decisions at new thresholds from the saved scores, without recompute.
 
-        Raising a threshold is exact. Lowering the MinHash threshold below the scanned one only
-        sees the candidates LSH proposed at the scanned threshold (a lower bound on recall);
-        rescan for a full answer.
+        Raising a threshold is exact. Lowering one below the scanned threshold only sees the pairs
+        that were kept: LSH candidates of the scanned threshold scoring at most 0.1 below it (a
+        lower bound on recall); rescan for a full answer.
         """
         cfg = self.config
         if near is not None:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from dedup_audit import __version__
+from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.records import Decision, Pair, sample_key
 from dedup_audit.views import view_text
 
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
-SCORE_MARGIN = 0.1
 PAIRS_FILE = "pairs.jsonl.gz"
 
 

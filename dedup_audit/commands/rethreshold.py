@@ -40,8 +40,9 @@ def rethreshold(
 ) -> None:
     """Re-cluster a saved scan at new thresholds without recomputing similarities.
 
-    Raising a threshold is exact. Lowering the MinHash threshold below the scanned one can only
-    use the candidates LSH proposed at the scanned threshold; rescan for a complete answer.
+    Raising a threshold is exact. Lowering one below the scanned threshold can only use the
+    pairs the scan kept (LSH candidates scoring at most 0.1 below it); rescan for a complete
+    answer.
 
     \b
     Example:
@@ -63,7 +64,7 @@ def rethreshold(
     if threshold is not None and threshold < saved.config.minhash.threshold and not quiet:
         click.echo(
             f"Note: {threshold} is below the scanned threshold {saved.config.minhash.threshold}; "
-            "only pairs LSH proposed at the scanned threshold are seen (rescan for full recall).",
+            "only pairs the scan kept (at most 0.1 below it) are seen; rescan for full recall.",
             err=True,
         )
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)

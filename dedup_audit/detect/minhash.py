@@ -17,6 +17,14 @@ from dedup_audit.records import Pair
 from dedup_audit.views import jaccard, shingle_mode, shingles
 
 MIN_RECALL_AT_THRESHOLD = 0.98
+SCORE_MARGIN = 0.1
+"""Verified candidates are kept down to this far below the threshold: enough to re-threshold
+upwards exactly and to show borderline pairs, while the mass of weak LSH candidates (templated
+data proposes millions) is counted but not kept."""
+
+
+def score_floor(threshold: float) -> float:
+    return max(0.0, threshold - SCORE_MARGIN)
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
@@ -44,8 +52,9 @@ def lsh_bands(
 
 @dataclass
 class NearResult:
-    """Scored MinHash candidates of one view. `pairs` holds every verified candidate with its exact
-    Jaccard (`score`) and MinHash estimate (`estimate`); `edges(threshold)` keeps those that count."""
+    """Scored MinHash candidates of one view. `pairs` holds every verified candidate scoring at
+    least `score_floor(threshold)`, with its exact Jaccard (`score`) and MinHash estimate
+    (`estimate`); `candidates` counts all LSH proposed; `edges(threshold)` keeps those that count."""
 
     view: str
     shingle: str
@@ -83,10 +92,13 @@ def find_near(
 
     bands, rows = lsh_bands(cfg.threshold, cfg.num_perm)
     result = NearResult(view=view, shingle=mode, bands=bands, rows=rows)
+    floor = score_floor(cfg.threshold)
     for i in progress_bar(reps, desc=f"verify[{view}]", enabled=progress):
         for j in sorted(c for c in lsh.query(sigs[i]) if c > i):
             result.candidates += 1
             score = jaccard(shingle_sets[i], shingle_sets[j])
+            if score < floor:
+                continue
             result.pairs.append(
                 Pair(i, j, score, "minhash", view, estimate=sigs[i].jaccard(sigs[j]))
             )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from dedup_audit.config import MinHashConfig
 from dedup_audit.detect.exact import exact_groups
-from dedup_audit.detect.minhash import NearResult, lsh_bands
+from dedup_audit.detect.minhash import NearResult, lsh_bands, score_floor
 from dedup_audit.errors import ConfigError, MissingDependencyError
 from dedup_audit.progress import progress_bar
 from dedup_audit.records import Pair
@@ -104,11 +104,14 @@ def find_near_fast(
         sig = _datasketch_signatures(rows, list(vocab), cfg, view, progress)
     lo, hi = _band_candidates(sig, bands, r, view, progress)
     inter, union = _exact_overlap(rows, len(vocab), lo, hi, view, progress)
+    result.candidates = len(lo)
+    ratio = inter / union
+    keep = ratio >= score_floor(cfg.threshold)
+    lo, hi, ratio = lo[keep], hi[keep], ratio[keep]
     agree = _agreement(sig, lo, hi)
 
     rep_idx = np.asarray(reps, dtype=np.int64)
-    result.candidates = len(lo)
-    scores = (inter / union).tolist()
+    scores = ratio.tolist()
     estimates = (agree / float(cfg.num_perm)).tolist()
     result.pairs = [
         Pair(a, b, s, "minhash", view, estimate=e)
