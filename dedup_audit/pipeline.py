@@ -37,6 +37,7 @@ class ViewScan:
     semantic: list[Pair] = field(default_factory=list)  # every kNN neighbour with its cosine
     shingle: str = ""
     candidates: int = 0
+    dense_buckets: int = 0
 
     def edges(self, near_threshold: float, semantic_threshold: float) -> list[Pair]:
         return (
@@ -172,6 +173,7 @@ def scan(
                 normalized, view, cfg.minhash, progress=progress, backend=cfg.minhash.backend
             )
             vs.near, vs.shingle, vs.candidates = near.pairs, near.shingle, near.candidates
+            vs.dense_buckets = near.dense_buckets
         if cfg.semantic.enabled:
             from dedup_audit.detect.embed import find_semantic
 

@@ -155,6 +155,7 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             "shingle": vs.shingle,
             "exact_pairs": len(vs.exact),
             "minhash_candidates": vs.candidates,
+            "dense_buckets": vs.dense_buckets,
             "near_pairs": sum(1 for p in vs.near if p.score >= result.config.minhash.threshold),
             "semantic_pairs": sum(
                 1 for p in vs.semantic if p.score >= result.config.semantic.threshold
@@ -275,6 +276,11 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
     for view, v in s["views"].items():
         kinds = ", ".join(f"{k} {n}" for k, n in v["clusters_by_kind"].items()) or "none"
         out.append(f"  {view:<9} {kinds}  ({v['redundant_records']} redundant records)")
+        if v.get("dense_buckets"):
+            out.append(
+                f"  {'':<9} note: {v['dense_buckets']} LSH bucket(s) held over 256 near-identical "
+                "texts (templated data); they were linked star + chain, not pair by pair"
+            )
     for ref in report["config"]["against"]:
         name = ref.replace("\\", "/").split("/")[-1]
         hits = [h for h in report["contamination"] if h["reference"] == name]

@@ -125,3 +125,45 @@ def test_backend_choice_and_missing_rensa(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(MissingDependencyError, match="pip install rensa"):
         find_near_fast(["a b c d", "a b c e"], "full", CFG, backend="rensa")
     assert resolve_backend("auto") == "datasketch"
+
+
+def test_dense_templated_bucket_is_sampled_not_enumerated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Templated prompts (one long tool description + a short question) fill an LSH bucket with
+    hundreds of rows; it is linked star + chain instead of pair by pair, with fewer candidates
+    and the same clusters as enumerating every pair of the same buckets."""
+    import json
+    from pathlib import Path
+
+    import dedup_audit.detect.minhash_fast as fast
+    from dedup_audit.clusters import components
+    from dedup_audit.config import MinHashConfig, NormalizeConfig
+    from dedup_audit.records import Pair
+    from dedup_audit.views import normalize
+
+    root = Path(__file__).resolve().parent.parent
+    template = json.loads(
+        (root / "tests" / "data" / "minhash_gpteacher_300.json").read_text(encoding="utf-8")
+    )[0]["instruction"]
+    questions = [
+        r["instruction"]
+        for r in json.loads(
+            (root / "sample_data" / "alpaca_en_demo.json").read_text(encoding="utf-8")
+        )
+        if len(r["instruction"].split()) <= 8
+    ][:400]
+    texts = [normalize(f"{template}\n{q}", NormalizeConfig()) for q in questions]
+    cfg = MinHashConfig()
+    sampled = fast.find_near_fast(texts, "prompt", cfg)
+    monkeypatch.setattr(fast, "DENSE_BUCKET", 10**9)
+    enumerated = fast.find_near_fast(texts, "prompt", cfg)
+    assert sampled.dense_buckets > 0 and enumerated.dense_buckets == 0
+    assert sampled.candidates < enumerated.candidates
+
+    def clusters(pairs: list[Pair]) -> set[frozenset[int]]:
+        comps = components(len(texts), pairs)
+        return {frozenset(m for p in ps for m in (p.a, p.b)) for ps in comps.values()}
+
+    assert clusters(sampled.edges(cfg.threshold)) == clusters(enumerated.edges(cfg.threshold))
+    assert max(len(c) for c in clusters(sampled.edges(cfg.threshold))) > 300

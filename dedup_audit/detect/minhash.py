@@ -60,6 +60,7 @@ class NearResult:
     shingle: str
     bands: int = 0
     rows: int = 0
+    dense_buckets: int = 0  # LSH buckets sampled as star + chain instead of all pairs
     pairs: list[Pair] = field(default_factory=list)
     candidates: int = 0
 

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 
 BACKENDS: tuple[str, ...] = ("auto", "datasketch", "rensa")
 _VERIFY_CHUNK = 100_000  # candidate pairs per sparse verification step (bounds peak memory)
+DENSE_BUCKET = 256
+"""An LSH bucket with more members than this (templated prompts: thousands of rows sharing a
+long system prompt or tool description) would propose size^2/2 candidates. Such a bucket is
+verified as a star from its first member plus a chain of neighbours (2 x size candidates), which
+still links every member that resembles either; the view is flagged `dense_buckets` so the
+report says where pairs were sampled instead of enumerated."""
 
 
 def rensa_available() -> bool:
@@ -102,7 +108,7 @@ def find_near_fast(
         sig = _rensa_signatures(sets, cfg)
     else:
         sig = _datasketch_signatures(rows, list(vocab), cfg, view, progress)
-    lo, hi = _band_candidates(sig, bands, r, view, progress)
+    lo, hi, result.dense_buckets = _band_candidates(sig, bands, r, view, progress)
     inter, union = _exact_overlap(rows, len(vocab), lo, hi, view, progress)
     result.candidates = len(lo)
     ratio = inter / union
@@ -192,8 +198,9 @@ def _rensa_signatures(sets: list[set[str]], cfg: MinHashConfig) -> npt.NDArray[A
 
 def _band_candidates(
     sig: npt.NDArray[Any], bands: int, r: int, view: str, progress: bool
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """All (lo, hi) row pairs that share at least one band, sorted, each once.
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
+    """All (lo, hi) row pairs that share at least one band, sorted, each once, and the number of
+    dense buckets (more than DENSE_BUCKET members) that were sampled as star + chain.
 
     Same rule as datasketch's MinHashLSH: band k covers columns [k*r, (k+1)*r), and two rows
     collide when those values are equal.
@@ -204,6 +211,7 @@ def _band_candidates(
     mix = _band_mixers(r)
     keys: list[npt.NDArray[np.int64]] = []
     triu: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
+    dense = 0
     for k in progress_bar(range(bands), desc=f"lsh[{view}]", enabled=progress, total=bands):
         band = np.ascontiguousarray(sig[:, k * r : (k + 1) * r]).astype(np.uint64)
         # Bucket by a 64-bit fingerprint of the band (fast), then keep only pairs whose band
@@ -217,6 +225,12 @@ def _band_candidates(
         for bucket in np.flatnonzero(counts >= 2):
             size = int(counts[bucket])
             members = order[starts[bucket] : starts[bucket] + size]
+            if size > DENSE_BUCKET:
+                dense += 1
+                star = members[0].astype(np.int64) * n + members[1:]
+                chain = members[1:-1].astype(np.int64) * n + members[2:]
+                band_keys += [star, chain]
+                continue
             if size not in triu:
                 triu[size] = np.triu_indices(size, 1)
             i, j = triu[size]
@@ -227,9 +241,9 @@ def _band_candidates(
             keys.append(both[same])
     if not keys:
         empty = np.empty(0, dtype=np.int64)
-        return empty, empty
+        return empty, empty, dense
     pairs = np.unique(np.concatenate(keys))
-    return pairs // n, pairs % n
+    return pairs // n, pairs % n, dense
 
 
 def _band_mixers(r: int) -> npt.NDArray[np.uint64]:
