@@ -1,13 +1,11 @@
 """Per-sample losses (schema, readers, validation), the analysis against clusters, the diagnosis,
-and the `report` command, on the recorded real run and on simulated runs (tests/data/memo_sim.py)."""
+and the `report` command, on the recorded real run and on simulated runs (tests/memo_sim.py)."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,22 +17,10 @@ from dedup_audit.memorization.membership import membership_from_dataset, members
 from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.records import Cluster, Dataset, Record, Sample, Turn
 from dedup_audit.report.report_json import build_report, dumps, write_report
+from tests import memo_sim as sim
 
 DATA = Path(__file__).parent / "data"
 RUN = Path(__file__).parents[1] / "sample_data" / "run"
-
-
-def _sim():  # type: ignore[no-untyped-def]
-    if "memo_sim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("memo_sim", DATA / "memo_sim.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["memo_sim"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["memo_sim"]
-
-
-sim = _sim()
 
 
 def _dataset(run, folder: Path) -> tuple[Dataset, list[Cluster]]:  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
 """Staircase detection from trainer logs: the recorded real run, simulated runs and controls.
 
-Simulated runs come from tests/data/memo_sim.py (documented there): a per-epoch-reshuffled run in
+Simulated runs come from tests/memo_sim.py (documented there): a per-epoch-reshuffled run in
 which every sample's loss falls with its exposure count gives a staircase; the same run without
 memorization, a smooth exponential curve and a single epoch are the controls that must not be
 called a staircase.
@@ -8,9 +8,7 @@ called a staircase.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,22 +16,10 @@ import pytest
 from dedup_audit.errors import InputError
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
 from dedup_audit.memorization.trainer_log import read_log, read_trainer_log, read_trainer_state
+from tests import memo_sim as sim
 
 DATA = Path(__file__).parent / "data"
 RUN = Path(__file__).parents[1] / "sample_data" / "run"
-
-
-def _sim():  # type: ignore[no-untyped-def]
-    if "memo_sim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("memo_sim", DATA / "memo_sim.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["memo_sim"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["memo_sim"]
-
-
-sim = _sim()
 
 
 def _write_log(tmp_path: Path, rows: list[dict]) -> Path:  # type: ignore[type-arg]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 ALPACA = Path("/work/shared/data/llamafactory/alpaca_en_demo.json")
-LOCAL_ALPACA = Path(__file__).with_name("memo_alpaca_subset.json")
+LOCAL_ALPACA = Path(__file__).parent / "data" / "memo_alpaca_subset.json"
 
 
 def load_alpaca(n: int) -> list[dict[str, str]]:
