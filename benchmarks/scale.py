@@ -95,7 +95,9 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (Path(tmp) / "report").iterdir())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"rows {args.rows}, views {args.views}: planted exact copies {exact}, near copies {near}")
-    print(f"clean (scan + write): {wall:.1f} s, peak RSS {peak_mb:.0f} MiB, report {size / 1e6:.1f} MB")
+    print(
+        f"clean (scan + write): {wall:.1f} s, peak RSS {peak_mb:.0f} MiB, report {size / 1e6:.1f} MB"
+    )
     print(f"removed {result.removed}: {result.scan.removed_by_reason()}")
 
 
