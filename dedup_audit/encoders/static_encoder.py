@@ -33,7 +33,8 @@ def _distill_static(source: ModelSource, out: Path) -> None:
     pooling_mode(source.path)  # rejects module stacks a static table cannot imitate
     model = AutoModel.from_pretrained(str(source.path), local_files_only=True)
     tok = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
-    static = distill_from_model(model=model, tokenizer=tok, pca_dims=256, device="cpu")  # type: ignore[arg-type]
+    # model2vec is an optional extra: typed where installed, untyped (Any) where not
+    static = distill_from_model(model=model, tokenizer=tok, pca_dims=256, device="cpu")  # type: ignore[arg-type, unused-ignore]
     static.save_pretrained(str(out / "model"))
     meta = {"identity": source.identity, "pca_dims": 256}
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
