@@ -100,15 +100,37 @@ def _evidence_tree(keeper: int, pairs: Sequence[Pair]) -> dict[int, Pair]:
     return reached
 
 
+Removal = tuple[int, int, Pair, int | None]
+"""(removed record, kept twin, the edge that is the evidence, the member that edge leads to when
+it is not the kept twin itself)."""
+
+
+def _component_removals(
+    alive: Sequence[int], pairs: Sequence[Pair], priority: Callable[[int], tuple[Any, ...]]
+) -> list[Removal]:
+    """Connected-components mode: the best member by `priority` is kept; every other member is
+    removed with the edge that reached it on the strongest-first walk from the keeper."""
+    keeper = min(alive, key=priority)
+    tree = _evidence_tree(keeper, pairs)
+    removals: list[Removal] = []
+    for m in alive:
+        if m != keeper:
+            edge = tree[m]  # every member is on an edge of its own cluster
+            other = edge.b if edge.a == m else edge.a
+            removals.append((m, keeper, edge, None if other == keeper else other))
+    return removals
+
+
 def _star_removals(
     alive: Sequence[int], pairs: Sequence[Pair], priority: Callable[[int], tuple[Any, ...]]
-) -> list[tuple[int, int, Pair]]:
+) -> list[Removal]:
     """Greedy star clustering inside one connected cluster: walk members best-first; a member is
     removed only if it is directly similar (an edge at or above the threshold, or identical
     text) to a member already kept, else it is kept as a new representative. Unlike connected
     components, a chain a~b~c never removes c for a kept a it does not resemble.
 
-    Returns (removed, kept twin, the direct edge) triples.
+    The evidence edge links the removed record directly to its kept twin (or to a record with
+    identical text), so `via` is always None.
     """
     exact = [p for p in pairs if p.method == "exact"]
     group: dict[int, int] = {}
@@ -123,13 +145,13 @@ def _star_removals(
             adj.setdefault(ga, []).append(p)
             adj.setdefault(gb, []).append(p)
     kept_in_group: dict[int, int] = {}
-    removals: list[tuple[int, int, Pair]] = []
+    removals: list[Removal] = []
     for m in sorted(alive, key=priority):
         g = group.get(m, m)
         if g in kept_in_group:
             twin = kept_in_group[g]
             lo, hi = min(m, twin), max(m, twin)
-            removals.append((m, twin, Pair(lo, hi, 1.0, "exact", pairs[0].view)))
+            removals.append((m, twin, Pair(lo, hi, 1.0, "exact", pairs[0].view), None))
             continue
         best: tuple[float, int, Pair] | None = None
         for p in adj.get(g, []):
@@ -140,7 +162,7 @@ def _star_removals(
         if best is None:
             kept_in_group[g] = m
         else:
-            removals.append((m, best[1], best[2]))
+            removals.append((m, best[1], best[2], None))
     return removals
 
 
@@ -182,44 +204,26 @@ def decide(
         if len(alive) < 2:
             continue
         if mode == "star" and cluster.kind != "conflicting":
-            for m, twin, direct in _star_removals(alive, cluster.pairs, priority):
-                kind = KIND_OF_METHOD.get(direct.method, cluster.kind)
-                decisions[m] = Decision(
-                    m,
-                    keep=False,
-                    reason=f"{kind}:{cluster.view}",
-                    kept_twin=twin,
-                    cluster_id=cluster.id,
-                    kind=kind,
-                    view=cluster.view,
-                    method=direct.method,
-                    score=direct.score,
-                    estimate=direct.estimate,
-                )
-            continue
-        keeper = min(alive, key=priority)
-        tree = _evidence_tree(keeper, cluster.pairs)
-        for m in alive:
-            if m == keeper:
-                continue
-            edge = tree.get(m)
-            via = None if edge is None else (edge.b if edge.a == m else edge.a)
+            removals = _star_removals(alive, cluster.pairs, priority)
+        else:
+            removals = _component_removals(alive, cluster.pairs, priority)
+        for m, twin, edge, via in removals:
             kind = (
                 "conflicting"
                 if cluster.kind == "conflicting"
-                else (KIND_OF_METHOD.get(edge.method, cluster.kind) if edge else cluster.kind)
+                else KIND_OF_METHOD.get(edge.method, cluster.kind)
             )
             decisions[m] = Decision(
                 m,
                 keep=False,
                 reason=f"{kind}:{cluster.view}",
-                kept_twin=keeper,
+                kept_twin=twin,
                 cluster_id=cluster.id,
                 kind=kind,
                 view=cluster.view,
-                method=edge.method if edge else "",
-                score=edge.score if edge else None,
-                estimate=edge.estimate if edge else None,
-                via=None if via == keeper else via,
+                method=edge.method,
+                score=edge.score,
+                estimate=edge.estimate,
+                via=via,
             )
     return [decisions.get(i, Decision(i, keep=True)) for i in range(len(records))]
