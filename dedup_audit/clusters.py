@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
 
 from dedup_audit.records import Cluster, Pair
 
@@ -40,19 +43,28 @@ def components(n: int, pairs: Iterable[Pair]) -> dict[int, list[Pair]]:
     return by_root
 
 
+def _differ(texts: Any, members: Sequence[int]) -> bool:
+    """Whether the members' texts differ: `texts` is per-record text or an (n, 2) array of
+    per-record text hashes (equal hashes <=> equal normalised text)."""
+    if isinstance(texts, np.ndarray):
+        sub = texts[list(members)]
+        return bool((sub != sub[0]).any())
+    return len({texts[m] for m in members}) > 1
+
+
 def cluster_kind(
     view: str,
     members: Sequence[int],
     pairs: Sequence[Pair],
-    prompts: Sequence[str],
-    responses: Sequence[str],
+    prompts: Any,
+    responses: Any,
 ) -> str:
     """exact / near / semantic from the evidence; conflicting or canned from what the other half
     of the conversation does: a prompt-view cluster whose responses differ teaches the model two
     answers to one question; a response-view cluster whose prompts differ is a canned answer."""
-    if view in ("prompt", "first_turn") and len({responses[m] for m in members}) > 1:
+    if view in ("prompt", "first_turn") and _differ(responses, members):
         return "conflicting"
-    if view == "response" and len({prompts[m] for m in members}) > 1:
+    if view == "response" and _differ(prompts, members):
         return "canned"
     methods = {p.method for p in pairs}
     if "embedding" in methods:
@@ -67,13 +79,14 @@ def build_clusters(
     view: str,
     pairs: Iterable[Pair],
     *,
-    prompts: Sequence[str],
-    responses: Sequence[str],
+    prompts: Any,
+    responses: Any,
     first_id: int = 0,
 ) -> list[Cluster]:
     """Clusters of one view, numbered from `first_id` in order of their smallest member.
 
-    `prompts`/`responses` are the normalised prompt and response views, used only for the kind.
+    `prompts`/`responses` are the prompt and response views' texts or per-record text hashes
+    (see `_differ`), used only for the kind.
     """
     comps = components(n, pairs)
     clusters: list[Cluster] = []

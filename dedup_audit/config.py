@@ -35,7 +35,6 @@ class MinHashConfig:
     char_ngram: int = 5
     shingle: str = "auto"  # "auto" (char for CJK text, word otherwise) | "word" | "char"
     seed: int = 1
-    backend: str = "datasketch"  # "datasketch" (vectorised; same pairs as datasketch) | "rensa"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -44,12 +43,25 @@ class MinHashConfig:
             raise ConfigError(f"--num-perm must be >= 16, got {self.num_perm}")
         if self.ngram < 1 or self.char_ngram < 1:
             raise ConfigError("--ngram and --char-ngram must be >= 1")
-        if self.backend not in ("datasketch", "rensa"):
-            raise ConfigError(
-                f"--minhash-backend must be datasketch or rensa, got {self.backend!r}"
-            )
         if self.shingle not in ("auto", "word", "char"):
             raise ConfigError(f"--shingle must be auto, word or char, got {self.shingle!r}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the lexical engine runs: never what it finds. Kept out of report.json, since the
+    results are byte-identical whatever the thread count, batch size or memory budget."""
+
+    threads: int | None = None  # None: every core this process may use
+    memory_mb: int = 2048  # budget for sketches; past it they spill to work_dir
+    work_dir: str | None = None  # spill folder (default: the system temp folder)
+    batch_rows: int | None = None  # records per batch (default: from the memory budget)
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.batch_rows is not None and self.batch_rows < 1:
+            raise ConfigError(f"batch_rows must be >= 1, got {self.batch_rows}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +151,7 @@ def scan_config_from_dict(data: dict[str, Any]) -> ScanConfig:
         exact=data["exact"],
         near=data["near"],
         normalize=NormalizeConfig(**data["normalize"]),
-        minhash=MinHashConfig(**data["minhash"]),
+        minhash=MinHashConfig(**{k: v for k, v in data["minhash"].items() if k != "backend"}),
         semantic=SemanticConfig(**data["semantic"]),
         keep=KeepPolicy(**data["keep"]),
         remove_conflicting=data["remove_conflicting"],

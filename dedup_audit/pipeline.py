@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dedup_audit.clusters import build_clusters
-from dedup_audit.config import ScanConfig
+from dedup_audit.config import EngineConfig, ScanConfig
 from dedup_audit.decide import AgainstHit, decide
-from dedup_audit.detect.exact import find_exact
-from dedup_audit.detect.minhash_fast import find_near_fast
 from dedup_audit.records import Cluster, Dataset, Decision, Pair
-from dedup_audit.views import build_views, view_text
+from dedup_audit.views import view_text
 
 if TYPE_CHECKING:
     from dedup_audit.encoders import Encoder
@@ -27,17 +27,32 @@ if TYPE_CHECKING:
 
 @dataclass
 class ViewScan:
-    """Everything one view's detectors scored. Thresholds are applied later, in `edges`."""
+    """Everything one view's detectors scored. Thresholds are applied later, in `edges`.
+
+    Texts are not kept (a view of a million records is gigabytes): `text_hash` holds each
+    record's 128-bit hash of its normalised text (zeros for an empty text), which is all the
+    cluster kinds need, and `text(records, i)` rebuilds a text when a report shows it."""
 
     view: str
-    raw: list[str]
-    normalized: list[str]
+    text_hash: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.uint64))
     exact: list[Pair] = field(default_factory=list)
     near: list[Pair] = field(default_factory=list)  # every verified MinHash candidate
     semantic: list[Pair] = field(default_factory=list)  # every kNN neighbour with its cosine
     shingle: str = ""
     candidates: int = 0
     dense_buckets: int = 0
+
+    @property
+    def empty_texts(self) -> int:
+        return int(np.count_nonzero(~self.text_hash.any(axis=1)))
+
+    def text(self, dataset: Dataset, index: int) -> str:
+        """The raw text of record `index` in this view."""
+        return view_text(dataset.records[index].sample, self.view)
+
+    def keys(self) -> np.ndarray:
+        """Per-record text keys, (n, 2): equal rows <=> equal normalised text."""
+        return self.text_hash
 
     def edges(self, near_threshold: float, semantic_threshold: float) -> list[Pair]:
         return (
@@ -103,9 +118,12 @@ def _assemble(
     against: Sequence[AgainstHit],
 ) -> ScanResult:
     n = len(dataset.records)
-    prompts = views["prompt"].normalized if "prompt" in views else _norm(dataset, cfg, "prompt")
+    scanned = [v for v in cfg.views if v in views]
+    prompts = _keys(dataset, cfg, views, "prompt") if {"response"} & set(scanned) else None
     responses = (
-        views["response"].normalized if "response" in views else _norm(dataset, cfg, "response")
+        _keys(dataset, cfg, views, "response")
+        if {"prompt", "first_turn"} & set(scanned)
+        else None
     )
     clusters: list[Cluster] = []
     for view in (v for v in cfg.views if v in views):
@@ -131,8 +149,19 @@ def _assemble(
     return ScanResult(dataset, cfg, dict(views), clusters, decisions, list(against))
 
 
-def _norm(dataset: Dataset, cfg: ScanConfig, view: str) -> list[str]:
-    return build_views(dataset.records, view, cfg.normalize)[1]
+def _keys(
+    dataset: Dataset, cfg: ScanConfig, views: Mapping[str, ViewScan], view: str
+) -> np.ndarray:
+    """Per-record text keys of a view: from the scan, or hashed now when it was not scanned."""
+    if view in views:
+        return views[view].keys()
+    from dedup_audit.engine.local import scan_lexical
+
+    lex = scan_lexical(
+        dataset.records, [view], cfg.normalize, cfg.minhash, exact=False, near=False
+    )[view]
+    assert lex.exact_hash is not None
+    return ViewScan(view, lex.exact_hash).keys()
 
 
 def load(data: str | Path | Dataset, **load_kwargs: Any) -> Dataset:
@@ -151,6 +180,7 @@ def scan(
     encoder: Encoder | None = None,
     references: Mapping[str, Dataset] | None = None,
     progress: bool = False,
+    engine: EngineConfig | None = None,
     **load_kwargs: Any,
 ) -> ScanResult:
     """Find exact, near and (optionally) semantic duplicates in every configured view.
@@ -160,38 +190,35 @@ def scan(
     """
     cfg = config or ScanConfig()
     dataset = load(data, **load_kwargs)
+    from dedup_audit.engine.local import scan_lexical
+
+    lexical = scan_lexical(
+        dataset.records,
+        cfg.views,
+        cfg.normalize,
+        cfg.minhash,
+        exact=cfg.exact,
+        near=cfg.near,
+        skip_first_turn_if_prompt=cfg.dedup_view != "first_turn",
+        engine=engine,
+        progress=progress,
+    )
     views: dict[str, ViewScan] = {}
-    for view in cfg.views:
-        raw, normalized = build_views(dataset.records, view, cfg.normalize)
-        if _same_as_prompt(dataset, cfg, view, normalized):
-            continue  # single-turn data: the first turn is the prompt; don't report it twice
-        vs = ViewScan(view, raw, normalized)
-        if cfg.exact:
-            vs.exact = find_exact(normalized, view)
-        if cfg.near:
-            near = find_near_fast(
-                normalized, view, cfg.minhash, progress=progress, backend=cfg.minhash.backend
-            )
-            vs.near, vs.shingle, vs.candidates = near.pairs, near.shingle, near.candidates
-            vs.dense_buckets = near.dense_buckets
+    for view, lex in lexical.items():
+        assert lex.exact_hash is not None
+        vs = ViewScan(view, lex.exact_hash, shingle=lex.shingle if cfg.near else "")
+        vs.exact = lex.exact_pairs
+        vs.near, vs.candidates, vs.dense_buckets = lex.near_pairs, lex.candidates, lex.dense_buckets
         if cfg.semantic.enabled:
             from dedup_audit.detect.embed import find_semantic
 
+            raw = [view_text(r.sample, view) for r in dataset.records]
             vs.semantic = find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
         views[view] = vs
     against: list[AgainstHit] = []
     for name, ref in (references or {}).items():
         against += _against(dataset, ref, name, cfg, encoder, progress)
     return _assemble(dataset, cfg, views, against)
-
-
-def _same_as_prompt(dataset: Dataset, cfg: ScanConfig, view: str, normalized: list[str]) -> bool:
-    return (
-        view == "first_turn"
-        and view != cfg.dedup_view
-        and "prompt" in cfg.views
-        and normalized == build_views(dataset.records, "prompt", cfg.normalize)[1]
-    )
 
 
 def _against(
@@ -263,6 +290,7 @@ def clean(
     encoder: Encoder | None = None,
     references: Mapping[str, Dataset] | None = None,
     progress: bool = False,
+    engine: EngineConfig | None = None,
     **load_kwargs: Any,
 ) -> CleanResult:
     """Scan, then write the kept records in the input's own format plus removed.jsonl.
@@ -283,7 +311,9 @@ def clean(
         from dedup_audit.errors import OutputError
 
         raise OutputError(f"{out}: the cleaned output and --removed must be different files")
-    result = scan(dataset, config, encoder=encoder, references=references, progress=progress)
+    result = scan(
+        dataset, config, encoder=encoder, references=references, progress=progress, engine=engine
+    )
     kept, removed = result.kept_indices, result.removed
     if sorted(kept + [d.index for d in removed]) != list(range(len(dataset.records))):
         raise RuntimeError("internal error: kept + removed != input; nothing was written")

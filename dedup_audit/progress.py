@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -20,3 +20,21 @@ def progress_bar(
     from tqdm.auto import tqdm
 
     yield from tqdm(items, desc=desc, total=total, file=sys.stderr, leave=False)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def stage_bar(*, total: int | None, desc: str, unit: str = "it") -> Any:
+    """A manually advanced bar (`update(n)`, `close()`) for a stage that processes a stream:
+    shows the rate (e.g. records/s) and an ETA; a no-op when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, leave=False)

@@ -11,7 +11,6 @@ from dedup_audit.errors import InputError
 from dedup_audit.pipeline import ScanResult, ViewScan, _assemble, load
 from dedup_audit.records import Dataset, Pair
 from dedup_audit.scan_report import read_scan_report
-from dedup_audit.views import build_views
 
 
 def load_scan(
@@ -32,10 +31,16 @@ def load_scan(
             f"{report_path}: the report has {report['dataset']['rows']} rows but the data has "
             f"{len(dataset.records)}; pass the data the scan was run on"
         )
+    from dedup_audit.engine.local import scan_lexical
+
+    scanned = list(report["scored_pairs"])
+    hashes = scan_lexical(dataset.records, scanned, cfg.normalize, cfg.minhash, exact=False,
+                          near=False, skip_first_turn_if_prompt=False)
     views: dict[str, ViewScan] = {}
     for view, rows in report["scored_pairs"].items():
-        raw, normalized = build_views(dataset.records, view, cfg.normalize)
-        vs = ViewScan(view, raw, normalized, shingle=report["summary"]["views"][view]["shingle"])
+        text_hash = hashes[view].exact_hash
+        assert text_hash is not None
+        vs = ViewScan(view, text_hash, shingle=report["summary"]["views"][view]["shingle"])
         for a, b, method, score, estimate in rows:
             pair = Pair(a, b, score, method, view, estimate)
             {"exact": vs.exact, "minhash": vs.near, "embedding": vs.semantic}[method].append(pair)

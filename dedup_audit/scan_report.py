@@ -165,7 +165,7 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 sorted(Counter(c.kind for c in clusters for _ in c.members).items())
             ),
             "redundant_records": sum(c.size - 1 for c in clusters),
-            "empty_texts": sum(1 for t in vs.normalized if not t),
+            "empty_texts": vs.empty_texts,
         }
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
     if max_clusters is not None:
@@ -249,13 +249,13 @@ def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) 
         clusters = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:top]
         if not clusters:
             continue
-        raw = result.views[view].raw
+        vs = result.views[view]
         lines.append(f"Largest {view}-view clusters:")
         for c in clusters:
             lines.append(f"  #{c.id} {c.kind} x{c.size}")
             for m in c.members[:3]:
                 rid = result.dataset.records[m].id
-                lines.append(f"    {rid:<28} {_clip(raw[m], width)}")
+                lines.append(f"    {rid:<28} {_clip(vs.text(result.dataset, m), width)}")
             if c.size > 3:
                 lines.append(f"    … and {c.size - 3} more")
     return lines
@@ -343,12 +343,12 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
         )
     lines += ["", "## Largest clusters", ""]
     for view in result.views:
-        raw = result.views[view].raw
+        vs = result.views[view]
         for c in sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:10]:
             lines += [f"### #{c.id}: {view} view, {c.kind}, {c.size} records", ""]
             lines += ["| id | text |", "|---|---|"]
             for m in c.members[:8]:
-                text = _clip(raw[m], 160).replace("|", "\\|")
+                text = _clip(vs.text(result.dataset, m), 160).replace("|", "\\|")
                 lines.append(f"| {result.dataset.records[m].id} | {text} |")
             if c.size > 8:
                 lines.append(f"| … | {c.size - 8} more |")

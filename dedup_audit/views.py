@@ -72,10 +72,10 @@ def build_views(
 
 def is_cjk(text: str, min_ratio: float = 0.3) -> bool:
     """True when CJK characters make up at least `min_ratio` of the non-space characters."""
-    chars = [c for c in text if not c.isspace()]
+    chars = len(_WS.sub("", text))
     if not chars:
         return False
-    return sum(1 for c in chars if _CJK.match(c)) / len(chars) >= min_ratio
+    return len(_CJK.findall(text)) / chars >= min_ratio
 
 
 def shingle_mode(texts: Sequence[str], cfg: MinHashConfig) -> str:

@@ -12,6 +12,7 @@ from dedup_audit.commands.options import (
     input_options,
     load_input,
     load_references,
+    engine_config_from,
     scan_config_from,
     scan_options,
 )
@@ -77,6 +78,7 @@ def clean(
         force=force,
         references=load_references(kw),
         progress=not kw["quiet"],
+        engine=engine_config_from(kw),
     )
     if not kw["quiet"]:
         click.echo(terminal_summary(build_report(result.scan)), nl=False)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from dedup_audit.config import (
+    EngineConfig,
     KeepPolicy,
     MinHashConfig,
     NormalizeConfig,
@@ -115,11 +116,24 @@ scan_options = _apply(
             help="Shingles: auto picks char n-grams for CJK text.",
         ),
         click.option(
-            "--minhash-backend",
-            type=click.Choice(["datasketch", "rensa"]),
-            default="datasketch",
+            "--threads",
+            type=int,
+            default=None,
+            help="Cores for the lexical engine (default: all). Results do not depend on it.",
+        ),
+        click.option(
+            "--memory",
+            "memory_mb",
+            type=int,
+            default=2048,
             show_default=True,
-            help="MinHash engine (rensa needs `pip install rensa`).",
+            metavar="MB",
+            help="Memory budget for sketches; past it they spill to --work-dir.",
+        ),
+        click.option(
+            "--work-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Folder for spilled sketches (default: the system temp folder).",
         ),
         click.option("--case-sensitive", is_flag=True, help="Do not lowercase before comparing."),
         click.option("--no-nfkc", is_flag=True, help="Do not apply Unicode NFKC before comparing."),
@@ -235,7 +249,6 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
             ngram=kw["ngram"],
             char_ngram=kw["char_ngram"],
             shingle=kw["shingle"],
-            backend=kw["minhash_backend"],
         ),
         semantic=SemanticConfig(
             enabled=kw["semantic"],
@@ -253,6 +266,15 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
         cluster=kw["cluster"],
         seed=kw["seed"],
         against=tuple(str(p) for p in kw["against"]),
+    )
+
+
+def engine_config_from(kw: dict[str, Any]) -> EngineConfig:
+    """How the engine runs (threads, memory, spill folder): not part of the scan's config."""
+    return EngineConfig(
+        threads=kw["threads"],
+        memory_mb=kw["memory_mb"],
+        work_dir=str(kw["work_dir"]) if kw["work_dir"] else None,
     )
 
 

@@ -12,6 +12,7 @@ from dedup_audit.commands.options import (
     input_options,
     load_input,
     load_references,
+    engine_config_from,
     scan_config_from,
     scan_options,
 )
@@ -62,7 +63,13 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     dataset = load_input(kw)
     if any(Path(p).resolve() == outdir.resolve() for p in dataset.paths):
         raise OutputError(f"{outdir}: --output must not be the input")
-    result = run_scan(dataset, config, references=load_references(kw), progress=not kw["quiet"])
+    result = run_scan(
+        dataset,
+        config,
+        references=load_references(kw),
+        progress=not kw["quiet"],
+        engine=engine_config_from(kw),
+    )
     report = write_scan_report(result, outdir)
     if not kw["quiet"]:
         click.echo(terminal_summary(report, result), nl=False)
