@@ -14,7 +14,7 @@ from typing import Any
 
 from dedup_audit.detect.minhash import candidate_probability, lsh_bands
 from dedup_audit.errors import ConfigError, InputError
-from dedup_audit.records import Pair
+from dedup_audit.records import Pair, PairSet
 
 S_POINTS: tuple[float, ...] = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
@@ -83,14 +83,20 @@ def rethreshold(
 
 
 def pairs_from_report(report: Mapping[str, Any]) -> list[Pair]:
-    """Scored pairs from a scan report.json (`scored_pairs`: {view: [[a, b, method, score,
-    estimate], ...]})."""
+    """Scored pairs from a read scan report (`scored_pairs`: {view: [Pair or [a, b, method,
+    score, estimate], ...]})."""
     scored = report.get("scored_pairs")
     if not isinstance(scored, Mapping):
         raise InputError("report.json has no `scored_pairs`; was it written by `dedup-audit scan`?")
     pairs: list[Pair] = []
     for view, rows in sorted(scored.items()):
+        if isinstance(rows, PairSet):
+            pairs += rows.pairs()
+            continue
         for row in rows:
+            if isinstance(row, Pair):
+                pairs.append(row)
+                continue
             a, b, method, score, estimate = row
             pairs.append(
                 Pair(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dedup_audit.records import Cluster, Pair
+from dedup_audit.records import PAIR_METHODS, Cluster, Pair, PairSet
 
 KIND_OF_METHOD = {"exact": "exact", "minhash": "near", "embedding": "semantic", "ngram": "near"}
 
@@ -55,7 +55,7 @@ def _differ(texts: Any, members: Sequence[int]) -> bool:
 def cluster_kind(
     view: str,
     members: Sequence[int],
-    pairs: Sequence[Pair],
+    pairs: Sequence[Pair] | PairSet,
     prompts: Any,
     responses: Any,
 ) -> str:
@@ -66,7 +66,7 @@ def cluster_kind(
         return "conflicting"
     if view == "response" and _differ(prompts, members):
         return "canned"
-    methods = {p.method for p in pairs}
+    methods = pairs.methods() if isinstance(pairs, PairSet) else {p.method for p in pairs}
     if "embedding" in methods:
         return "semantic"
     if methods == {"exact"}:
@@ -77,22 +77,84 @@ def cluster_kind(
 def build_clusters(
     n: int,
     view: str,
-    pairs: Iterable[Pair],
+    pairs: Iterable[Pair] | PairSet,
     *,
     prompts: Any,
     responses: Any,
     first_id: int = 0,
 ) -> list[Cluster]:
-    """Clusters of one view, numbered from `first_id` in order of their smallest member.
+    """Clusters of one view (connected components of the edges), numbered from `first_id` in
+    order of their smallest member; each cluster's edges sorted by (a, b, method).
 
     `prompts`/`responses` are the prompt and response views' texts or per-record text hashes
-    (see `_differ`), used only for the kind.
+    (see `_differ`), used only for the kind. Components come from scipy's connected_components
+    and every grouping is an argsort, so a view with millions of edges costs no Python loop per
+    edge.
     """
-    comps = components(n, pairs)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    edges = pairs if isinstance(pairs, PairSet) else PairSet.from_pairs(view, list(pairs))
+    if not len(edges):
+        return []
+    nodes = np.unique(np.concatenate([edges.a, edges.b]))
+    ia = np.searchsorted(nodes, edges.a)
+    ib = np.searchsorted(nodes, edges.b)
+    m = len(nodes)
+    graph = coo_matrix((np.ones(len(edges), np.int8), (ia, ib)), shape=(m, m))
+    count, labels = connected_components(graph, directed=False)
+    _, first = np.unique(labels, return_index=True)  # first (smallest) node of each label
+    rank = np.empty(count, np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(count)
+    node_rank = rank[labels]
+    node_order = np.argsort(node_rank, kind="stable")  # nodes ascending within a cluster
+    node_bounds = np.searchsorted(node_rank[node_order], np.arange(count + 1))
+    method_key = _METHOD_SORT[edges.method]
+    edge_rank = node_rank[ia]
+    edge_order = np.lexsort((method_key, edges.b, edges.a, edge_rank))
+    sorted_edges = edges.take(edge_order)
+    edge_bounds = np.searchsorted(edge_rank[edge_order], np.arange(count + 1))
+    members_all = nodes[node_order].tolist()
     clusters: list[Cluster] = []
-    for offset, root in enumerate(sorted(comps)):
-        cpairs = sorted(comps[root], key=lambda p: (p.a, p.b, p.method))
-        members = tuple(sorted({m for p in cpairs for m in (p.a, p.b)}))
-        kind = cluster_kind(view, members, cpairs, prompts, responses)
-        clusters.append(Cluster(first_id + offset, view, kind, members, cpairs))
+    for c in range(count):
+        members = tuple(members_all[node_bounds[c] : node_bounds[c + 1]])
+        cedges = sorted_edges.take(slice(edge_bounds[c], edge_bounds[c + 1]))
+        kind = cluster_kind(view, members, cedges, prompts, responses)
+        clusters.append(Cluster(first_id + c, view, kind, members, cedges))
     return clusters
+
+
+_METHOD_SORT = np.array([sorted(PAIR_METHODS).index(m) for m in PAIR_METHODS], np.int8)
+"""Sort key per method code: the methods' alphabetical order, as sorting Pairs by name did."""
+
+
+def spanning_forest(edges: PairSet, *, return_rows: bool = False) -> Any:
+    """A maximum spanning forest of the edges, strongest first: exact before other methods,
+    then by score, then by (a, b): the same forest Kruskal gives over that order (the weights
+    are ranks, all distinct, so the forest is unique). Returns the forest's edges sorted by
+    (a, b, method), and with `return_rows` also their row numbers in `edges`."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    if not len(edges):
+        return (edges, np.empty(0, np.int64)) if return_rows else edges
+    not_exact = (edges.method != PAIR_METHODS.index("exact")).astype(np.int8)
+    order = np.lexsort((edges.b, edges.a, -edges.score, not_exact))
+    weight = np.empty(len(edges), np.float64)
+    weight[order] = np.arange(1, len(edges) + 1)
+    nodes = np.unique(np.concatenate([edges.a, edges.b]))
+    ia = np.searchsorted(nodes, edges.a)
+    ib = np.searchsorted(nodes, edges.b)
+    # parallel edges (two methods on one pair): keep the strongest (lowest rank) per node pair
+    lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
+    best = np.lexsort((weight, hi, lo))
+    first = np.concatenate(([True], (lo[best][1:] != lo[best][:-1]) | (hi[best][1:] != hi[best][:-1])))
+    rows = best[first]
+    m = len(nodes)
+    graph = coo_matrix((weight[rows], (lo[rows], hi[rows])), shape=(m, m)).tocsr()
+    tree = minimum_spanning_tree(graph).tocoo()
+    # map tree entries back to edge rows by their unique weight (rank)
+    chosen = order[tree.data.astype(np.int64) - 1]
+    chosen = chosen[np.lexsort((_METHOD_SORT[edges.method[chosen]], edges.b[chosen], edges.a[chosen]))]
+    forest = edges.take(chosen)
+    return (forest, chosen) if return_rows else forest

@@ -18,7 +18,7 @@ import numpy as np
 from dedup_audit.clusters import build_clusters
 from dedup_audit.config import EngineConfig, ScanConfig
 from dedup_audit.decide import AgainstHit, decide
-from dedup_audit.records import Cluster, Dataset, Decision, Pair
+from dedup_audit.records import Cluster, Dataset, Decision, PairSet
 from dedup_audit.views import view_text
 
 if TYPE_CHECKING:
@@ -35,12 +35,20 @@ class ViewScan:
 
     view: str
     text_hash: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.uint64))
-    exact: list[Pair] = field(default_factory=list)
-    near: list[Pair] = field(default_factory=list)  # every verified MinHash candidate
-    semantic: list[Pair] = field(default_factory=list)  # every kNN neighbour with its cosine
+    exact: PairSet = None  # type: ignore[assignment]  # a star per identical group
+    near: PairSet = None  # type: ignore[assignment]  # every verified MinHash candidate >= floor
+    semantic: PairSet = None  # type: ignore[assignment]  # every kNN neighbour with its cosine
     shingle: str = ""
     candidates: int = 0
     dense_buckets: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("exact", "near", "semantic"):
+            value = getattr(self, name)
+            if value is None:
+                setattr(self, name, PairSet.empty(self.view))
+            elif not isinstance(value, PairSet):
+                setattr(self, name, PairSet.from_pairs(self.view, value))
 
     @property
     def empty_texts(self) -> int:
@@ -54,11 +62,15 @@ class ViewScan:
         """Per-record text keys, (n, 2): equal rows <=> equal normalised text."""
         return self.text_hash
 
-    def edges(self, near_threshold: float, semantic_threshold: float) -> list[Pair]:
-        return (
-            self.exact
-            + [p for p in self.near if p.score >= near_threshold]
-            + [p for p in self.semantic if p.score >= semantic_threshold]
+    def edges(self, near_threshold: float, semantic_threshold: float) -> PairSet:
+        """The pairs that count at these thresholds (exact pairs always count)."""
+        return PairSet.concat(
+            self.view,
+            [
+                self.exact,
+                self.near.at_least(near_threshold),
+                self.semantic.at_least(semantic_threshold),
+            ],
         )
 
 
@@ -207,13 +219,15 @@ def scan(
     for view, lex in lexical.items():
         assert lex.exact_hash is not None
         vs = ViewScan(view, lex.exact_hash, shingle=lex.shingle if cfg.near else "")
-        vs.exact = lex.exact_pairs
-        vs.near, vs.candidates, vs.dense_buckets = lex.near_pairs, lex.candidates, lex.dense_buckets
+        vs.exact, vs.near = lex.exact_pairs, lex.near_pairs
+        vs.candidates, vs.dense_buckets = lex.candidates, lex.dense_buckets
         if cfg.semantic.enabled:
             from dedup_audit.detect.embed import find_semantic
 
             raw = [view_text(r.sample, view) for r in dataset.records]
-            vs.semantic = find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
+            vs.semantic = PairSet.from_pairs(
+                view, find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
+            )
         views[view] = vs
     against: list[AgainstHit] = []
     for name, ref in (references or {}).items():

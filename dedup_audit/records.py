@@ -6,8 +6,11 @@ so a removal can always be traced back to the pair (and method) that caused it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 VIEWS: tuple[str, ...] = ("full", "prompt", "response", "first_turn")
 """The text views of a record. `full` is the whole conversation; `prompt` is system + user turns
@@ -65,6 +68,109 @@ class Pair:
     estimate: float | None = None
 
 
+PAIR_METHODS: tuple[str, ...] = ("exact", "minhash", "embedding", "ngram")
+_METHOD_CODE = {m: i for i, m in enumerate(PAIR_METHODS)}
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Many Pairs of one view as columns (the engine emits millions on templated data; a
+    Python object per pair would cost more than finding them). `estimate` is NaN where a
+    method has none; `method` holds codes into PAIR_METHODS. Row i is `pairs()[i]`."""
+
+    view: str
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+    estimate: np.ndarray
+    method: np.ndarray
+
+    @classmethod
+    def empty(cls, view: str) -> PairSet:
+        z = np.empty(0, np.int64)
+        return cls(view, z, z, np.empty(0), np.empty(0), np.empty(0, np.int8))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        view: str,
+        method: str,
+        a: np.ndarray,
+        b: np.ndarray,
+        score: np.ndarray,
+        estimate: np.ndarray | None = None,
+    ) -> PairSet:
+        n = len(a)
+        est = np.full(n, np.nan) if estimate is None else np.asarray(estimate, np.float64)
+        return cls(
+            view,
+            np.asarray(a, np.int64),
+            np.asarray(b, np.int64),
+            np.asarray(score, np.float64),
+            est,
+            np.full(n, _METHOD_CODE[method], np.int8),
+        )
+
+    @classmethod
+    def from_pairs(cls, view: str, pairs: Sequence[Pair]) -> PairSet:
+        if not pairs:
+            return cls.empty(view)
+        return cls(
+            view,
+            np.fromiter((p.a for p in pairs), np.int64, len(pairs)),
+            np.fromiter((p.b for p in pairs), np.int64, len(pairs)),
+            np.fromiter((p.score for p in pairs), np.float64, len(pairs)),
+            np.fromiter(
+                (np.nan if p.estimate is None else p.estimate for p in pairs),
+                np.float64,
+                len(pairs),
+            ),
+            np.fromiter((_METHOD_CODE[p.method] for p in pairs), np.int8, len(pairs)),
+        )
+
+    @classmethod
+    def concat(cls, view: str, sets: Sequence[PairSet]) -> PairSet:
+        sets = [s for s in sets if len(s)]
+        if not sets:
+            return cls.empty(view)
+        if len(sets) == 1:
+            return sets[0]
+        return cls(
+            view,
+            *(np.concatenate([getattr(s, f) for s in sets]) for f in _COLUMNS),
+        )
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def take(self, rows: Any) -> PairSet:
+        """The pairs at `rows` (an index array or boolean mask)."""
+        return PairSet(self.view, *(getattr(self, f)[rows] for f in _COLUMNS))
+
+    def at_least(self, threshold: float) -> PairSet:
+        return self.take(self.score >= threshold)
+
+    def methods(self) -> set[str]:
+        return {PAIR_METHODS[c] for c in np.unique(self.method).tolist()}
+
+    def pairs(self) -> list[Pair]:
+        est = [None if e != e else e for e in self.estimate.tolist()]
+        return [
+            Pair(a, b, s, PAIR_METHODS[m], self.view, e)
+            for a, b, s, m, e in zip(
+                self.a.tolist(),
+                self.b.tolist(),
+                self.score.tolist(),
+                self.method.tolist(),
+                est,
+                strict=True,
+            )
+        ]
+
+
+_COLUMNS = ("a", "b", "score", "estimate", "method")
+
+
 @dataclass
 class Cluster:
     """Connected records in one view. `kind` explains what the duplication means for SFT:
@@ -80,11 +186,18 @@ class Cluster:
     view: str
     kind: str
     members: tuple[int, ...]  # record indices, sorted
-    pairs: list[Pair] = field(default_factory=list)
+    edges: PairSet | list[Pair] = field(default_factory=list)  # the evidence inside it
 
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def pairs(self) -> list[Pair]:
+        """The cluster's edges as Pairs, sorted by (a, b, method)."""
+        if isinstance(self.edges, PairSet):
+            self.edges = self.edges.pairs()
+        return self.edges
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from dedup_audit.config import scan_config_from_dict
 from dedup_audit.errors import InputError
 from dedup_audit.pipeline import ScanResult, ViewScan, _assemble, load
-from dedup_audit.records import Dataset, Pair
+from dedup_audit.records import Dataset
 from dedup_audit.scan_report import read_scan_report
 
 
@@ -41,8 +41,9 @@ def load_scan(
         text_hash = hashes[view].exact_hash
         assert text_hash is not None
         vs = ViewScan(view, text_hash, shingle=report["summary"]["views"][view]["shingle"])
-        for a, b, method, score, estimate in rows:
-            pair = Pair(a, b, score, method, view, estimate)
-            {"exact": vs.exact, "minhash": vs.near, "embedding": vs.semantic}[method].append(pair)
+        from dedup_audit.records import PAIR_METHODS
+
+        for name, method in (("exact", "exact"), ("near", "minhash"), ("semantic", "embedding")):
+            setattr(vs, name, rows.take(rows.method == PAIR_METHODS.index(method)))
         views[view] = vs
     return _assemble(dataset, cfg, views, [])

@@ -10,15 +10,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dedup_audit import __version__
 from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
-from dedup_audit.records import Decision, Pair, sample_key
+from dedup_audit.records import Cluster, Decision, Pair, PairSet, sample_key
 from dedup_audit.views import view_text
 
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
-PAIRS_FILE = "pairs.jsonl.gz"
+PAIRS_FILE = "pairs.parquet"
 
 
 def _round(x: float | None) -> float | None:
@@ -57,64 +59,105 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     return rows
 
 
-def spanning_edges(pairs: list[Pair]) -> list[Pair]:
+def spanning_edges(pairs: list[Pair] | PairSet) -> list[Pair]:
     """Kruskal over the cluster's edges, exact first then by score: size - 1 strongest edges."""
-    from dedup_audit.clusters import UnionFind
+    from dedup_audit.clusters import spanning_forest
 
-    nodes = sorted({m for p in pairs for m in (p.a, p.b)})
-    pos = {m: i for i, m in enumerate(nodes)}
-    uf = UnionFind(len(nodes))
-    chosen = []
-    for p in sorted(pairs, key=lambda p: (p.method != "exact", -p.score, p.a, p.b)):
-        ra, rb = uf.find(pos[p.a]), uf.find(pos[p.b])
-        if ra != rb:
-            uf.union(ra, rb)
-            chosen.append(p)
-    return sorted(chosen, key=lambda p: (p.a, p.b, p.method))
+    edges = pairs if isinstance(pairs, PairSet) else PairSet.from_pairs("", pairs)
+    return spanning_forest(edges).pairs()
 
 
-def scored_pair_rows(result: ScanResult) -> list[list[Any]]:
-    """Every scored pair down to SCORE_MARGIN below its threshold, one row per pair:
-    [view, a, b, method, score, estimate]. Enough to re-threshold upwards exactly and to show
-    borderline pairs, without keeping every LSH candidate."""
+def scored_pairs_table(result: ScanResult) -> Any:
+    """Every scored pair down to SCORE_MARGIN below its threshold, as an Arrow table (view, a,
+    b, method, score, estimate; scores unrounded, so a re-threshold at the scanned threshold
+    reproduces the scan exactly). Enough to re-threshold upwards and to show borderline pairs,
+    without keeping every LSH candidate."""
+    import pyarrow as pa
+
+    from dedup_audit.records import PAIR_METHODS
+
     near_floor = max(0.0, result.config.minhash.threshold - SCORE_MARGIN)
     semantic_floor = max(-1.0, result.config.semantic.threshold - SCORE_MARGIN)
-    rows: list[list[Any]] = []
-    for view, vs in result.views.items():
-        for p in (
-            vs.exact
-            + [p for p in vs.near if p.score >= near_floor]
-            + [p for p in vs.semantic if p.score >= semantic_floor]
-        ):
-            rows.append([view, p.a, p.b, p.method, _round(p.score), _round(p.estimate)])
-    return rows
+    sets = [
+        PairSet.concat(
+            view,
+            [vs.exact, vs.near.at_least(near_floor), vs.semantic.at_least(semantic_floor)],
+        )
+        for view, vs in result.views.items()
+    ]
+    views = list(result.views)
+    view_codes = np.concatenate(
+        [np.full(len(ps), i, np.int32) for i, ps in enumerate(sets)] or [np.empty(0, np.int32)]
+    )
+    both = PairSet.concat("", sets)
+    estimate = pa.array(both.estimate, pa.float64(), mask=np.isnan(both.estimate))
+    return pa.table(
+        {
+            "view": pa.DictionaryArray.from_arrays(view_codes, pa.array(views, pa.string())),
+            "a": pa.array(both.a, pa.int64()),
+            "b": pa.array(both.b, pa.int64()),
+            "method": pa.DictionaryArray.from_arrays(
+                both.method.astype(np.int32), pa.array(list(PAIR_METHODS), pa.string())
+            ),
+            "score": pa.array(both.score, pa.float64()),
+            "estimate": estimate,
+        }
+    )
 
 
 def write_scan_report(result: ScanResult, outdir: Path) -> dict[str, Any]:
-    """report.json, report.md and the scored pairs (gzip JSONL, fixed mtime for byte-identical
-    reruns) into outdir, each written atomically. Returns the report."""
-    import gzip
+    """report.json, report.md and the scored pairs (Parquet) into outdir, each written
+    atomically. Returns the report."""
     import io
+
+    import pyarrow.parquet as pq
 
     from dedup_audit.writers import atomic_write_bytes, atomic_write_text
 
     report = build_report(result)
     outdir.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
-        for row in scored_pair_rows(result):
-            gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+    pq.write_table(scored_pairs_table(result), buf, compression="zstd")
     atomic_write_bytes(outdir / PAIRS_FILE, buf.getvalue())
     atomic_write_text(outdir / "report.json", dumps(report))
     atomic_write_text(outdir / "report.md", render_markdown(report, result))
     return report
 
 
+def read_scored_pairs(path: Path) -> dict[str, PairSet]:
+    """The scored-pair store: {view: PairSet} in stored order."""
+    import pyarrow.parquet as pq
+
+    from dedup_audit.records import PAIR_METHODS
+
+    table = pq.read_table(path)
+    views = table.column("view").combine_chunks()
+    methods = table.column("method").combine_chunks()
+    view_names = np.asarray(views.dictionary.to_pylist(), dtype=object)[
+        views.indices.to_numpy(zero_copy_only=False)
+    ]
+    code_of = np.array([PAIR_METHODS.index(m) for m in methods.dictionary.to_pylist()], np.int8)
+    method = code_of[methods.indices.to_numpy(zero_copy_only=False)]
+    estimate = table.column("estimate").to_numpy()
+    estimate = np.where(np.isnan(estimate.astype(np.float64)), np.nan, estimate)
+    both = PairSet(
+        "",
+        table.column("a").to_numpy(),
+        table.column("b").to_numpy(),
+        table.column("score").to_numpy(),
+        estimate.astype(np.float64),
+        method,
+    )
+    out: dict[str, PairSet] = {}
+    for view in dict.fromkeys(view_names.tolist()):
+        part = both.take(view_names == view)
+        out[view] = PairSet(view, part.a, part.b, part.score, part.estimate, part.method)
+    return out
+
+
 def read_scan_report(path: Path) -> dict[str, Any]:
     """A saved report.json with its scored pairs loaded back into report["scored_pairs"]
-    ({view: [[a, b, method, score, estimate], ...]})."""
-    import gzip
-
+    ({view: [Pair, ...]}, every scanned view present)."""
     from dedup_audit.errors import InputError
 
     try:
@@ -124,19 +167,33 @@ def read_scan_report(path: Path) -> dict[str, Any]:
     if report.get("schema") != SCHEMA:
         raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
     sidecar = path.parent / report.get("scored_pairs_file", PAIRS_FILE)
-    scored: dict[str, list[list[Any]]] = {v: [] for v in report["summary"]["views"]}
     try:
-        with gzip.open(sidecar, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                view, *rest = json.loads(line)
-                scored.setdefault(view, []).append(rest)
-    except (OSError, json.JSONDecodeError) as exc:
+        scored = read_scored_pairs(sidecar)
+    except Exception as exc:  # pyarrow raises several types for a missing or corrupt file
         raise InputError(
             f"{sidecar}: cannot read the scored pairs saved with {path.name} ({exc}); "
             "keep the scan folder together or rescan"
         ) from exc
-    report["scored_pairs"] = scored
+    report["scored_pairs"] = {v: scored.get(v, []) for v in report["summary"]["views"]}
     return report
+
+
+def cluster_spanning_edges(clusters: list[Cluster]) -> dict[int, list[Pair]]:
+    """Cluster id -> its strongest spanning edges, from one spanning forest per view."""
+    from dedup_audit.clusters import spanning_forest
+
+    out: dict[int, list[Pair]] = {c.id: [] for c in clusters}
+    by_view: dict[str, list[Cluster]] = {}
+    for c in clusters:
+        by_view.setdefault(c.view, []).append(c)
+    for view, group in by_view.items():
+        sets = [c.edges if isinstance(c.edges, PairSet) else PairSet.from_pairs(view, c.edges)
+                for c in group]
+        owner = np.concatenate([np.full(len(s), c.id, np.int64) for s, c in zip(sets, group, strict=True)])
+        forest, rows = spanning_forest(PairSet.concat(view, sets), return_rows=True)
+        for pair, cid in zip(forest.pairs(), owner[rows].tolist(), strict=True):
+            out[cid].append(pair)
+    return out
 
 
 def _decision_counts(decisions: list[Decision]) -> dict[str, int]:
@@ -156,9 +213,9 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             "exact_pairs": len(vs.exact),
             "minhash_candidates": vs.candidates,
             "dense_buckets": vs.dense_buckets,
-            "near_pairs": sum(1 for p in vs.near if p.score >= result.config.minhash.threshold),
-            "semantic_pairs": sum(
-                1 for p in vs.semantic if p.score >= result.config.semantic.threshold
+            "near_pairs": int(np.count_nonzero(vs.near.score >= result.config.minhash.threshold)),
+            "semantic_pairs": int(
+                np.count_nonzero(vs.semantic.score >= result.config.semantic.threshold)
             ),
             "clusters_by_kind": dict(sorted(Counter(c.kind for c in clusters).items())),
             "records_in_clusters_by_kind": dict(
@@ -170,7 +227,8 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
     if max_clusters is not None:
         clusters = clusters[:max_clusters]
-    keys = [sample_key(r.sample) for r in recs]
+    keys = {m: sample_key(recs[m].sample) for c in clusters for m in c.members}
+    spanning = cluster_spanning_edges(clusters)
     removed = len(result.removed)
     near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
     semantic_floor = round(max(-1.0, result.config.semantic.threshold - SCORE_MARGIN), 6)
@@ -204,12 +262,12 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 "kind": c.kind,
                 "size": c.size,
                 "members": [{"index": m, "id": recs[m].id, "key": keys[m]} for m in c.members],
-                "edges": len(c.pairs),
+                "edges": len(c.edges),
                 # the strongest edges that connect the cluster (a maximum spanning tree):
                 # enough evidence to explain every member without listing all pairs
                 "pairs": [
                     [p.a, p.b, p.method, _round(p.score), _round(p.estimate)]
-                    for p in spanning_edges(c.pairs)
+                    for p in spanning[c.id]
                 ],
             }
             for c in clusters

@@ -83,7 +83,7 @@ def test_two_runs_are_byte_identical(sample_dir: Path, tmp_path: Path) -> None:
                 _sha(res.removed_path),
                 _sha(d / "report" / "report.json"),
                 _sha(d / "report" / "report.md"),
-                _sha(d / "report" / "pairs.jsonl.gz"),
+                _sha(d / "report" / "pairs.parquet"),
             ]
         )
     assert outs[0] == outs[1]

@@ -25,7 +25,7 @@ from dedup_audit.detect.minhash import lsh_bands, score_floor
 from dedup_audit.engine import bands as banding
 from dedup_audit.engine.kernels import SketchParams, Sketches, intersect, sketch
 from dedup_audit.progress import progress_bar
-from dedup_audit.records import Pair
+from dedup_audit.records import PairSet
 from dedup_audit.views import shingle_mode
 
 if TYPE_CHECKING:
@@ -92,11 +92,17 @@ class LexicalResult:
     shingle: str
     bands: int
     rows: int
-    exact_pairs: list[Pair] = field(default_factory=list)
-    near_pairs: list[Pair] = field(default_factory=list)
+    exact_pairs: PairSet = None  # type: ignore[assignment]
+    near_pairs: PairSet = None  # type: ignore[assignment]
     candidates: int = 0
     dense_buckets: int = 0
     exact_hash: npt.NDArray[np.uint64] | None = None  # (n, 2) per record; zeros for empty
+
+    def __post_init__(self) -> None:
+        if self.exact_pairs is None:
+            self.exact_pairs = PairSet.empty(self.view)
+        if self.near_pairs is None:
+            self.near_pairs = PairSet.empty(self.view)
 
 
 def exact_hashes(vs: ViewSketch) -> npt.NDArray[np.uint64]:
@@ -158,10 +164,10 @@ def lexical_from_sketch(
     result.exact_hash = hashes
     present = vs.row_of >= 0
     groups = exact_groups(hashes, present)
-    if exact:
-        result.exact_pairs = [
-            Pair(g[0], other, 1.0, "exact", view) for g in groups for other in g[1:]
-        ]
+    if exact and groups:
+        heads = np.fromiter((g[0] for g in groups for _ in g[1:]), np.int64)
+        others = np.fromiter((o for g in groups for o in g[1:]), np.int64)
+        result.exact_pairs = PairSet.from_arrays(view, "exact", heads, others, np.ones(len(heads)))
     if not near:
         return result
     # one representative per distinct non-empty text with at least one shingle
@@ -189,12 +195,9 @@ def lexical_from_sketch(
     result.candidates = len(lo)
     pairs = verify(vs.sketches, rep_rows, lo, hi, score_floor(cfg.threshold), view, threads, progress)
     a_idx, b_idx, scores, estimates = pairs
-    result.near_pairs = [
-        Pair(a, b, s, "minhash", view, estimate=e)
-        for a, b, s, e in zip(
-            rep_idx[a_idx].tolist(), rep_idx[b_idx].tolist(), scores, estimates, strict=True
-        )
-    ]
+    result.near_pairs = PairSet.from_arrays(
+        view, "minhash", rep_idx[a_idx], rep_idx[b_idx], scores, estimates
+    )
     return result
 
 
@@ -207,14 +210,16 @@ def verify(
     view: str,
     threads: int | None,
     progress: bool,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[float], list[float]]:
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]:
     """Exact Jaccard of each candidate (positions into `rows`); keeps those >= floor, with their
     MinHash estimates. Returns (lo, hi, scores, estimates)."""
     offsets = sk.offsets
     keep_lo: list[npt.NDArray[np.int64]] = []
     keep_hi: list[npt.NDArray[np.int64]] = []
-    scores: list[float] = []
-    estimates: list[float] = []
+    scores: list[npt.NDArray[np.float64]] = []
+    estimates: list[npt.NDArray[np.float64]] = []
     chunks = range(0, len(lo), VERIFY_CHUNK)
     for start in progress_bar(chunks, desc=f"verify[{view}]", enabled=progress, total=len(chunks)):
         clo, chi = lo[start : start + VERIFY_CHUNK], hi[start : start + VERIFY_CHUNK]
@@ -226,8 +231,14 @@ def verify(
         agree = np.count_nonzero(sk.sig[rlo[ok]] == sk.sig[rhi[ok]], axis=1)
         keep_lo.append(clo[ok])
         keep_hi.append(chi[ok])
-        scores += ratio[ok].tolist()
-        estimates += (agree / float(sk.sig.shape[1])).tolist()
+        scores.append(ratio[ok])
+        estimates.append(agree / float(sk.sig.shape[1]))
     if not keep_lo:
-        return np.empty(0, np.int64), np.empty(0, np.int64), [], []
-    return np.concatenate(keep_lo), np.concatenate(keep_hi), scores, estimates
+        empty = np.empty(0, np.int64)
+        return empty, empty, np.empty(0), np.empty(0)
+    return (
+        np.concatenate(keep_lo),
+        np.concatenate(keep_hi),
+        np.concatenate(scores),
+        np.concatenate(estimates),
+    )

@@ -19,7 +19,7 @@ from dedup_audit.formats.spec import type_name
 from dedup_audit.readers.common import RawFile, newline_of, read_text
 
 COMPACT = (",", ":")
-EXACT_CHECK_LIMIT = 32_000_000
+EXACT_CHECK_LIMIT = 8_000_000
 """Files up to this many characters are re-serialized at load to prove `exact`; beyond it the
 check (a pure-Python indented json.dumps) would cost seconds, so `exact` is None (unchecked)."""
 DEFAULT_SEPARATORS = (", ", ": ")
@@ -131,19 +131,23 @@ def read_jsonl_text(path: Path, text: str, bom: bool) -> RawFile:
     newline = newline_of(text)
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    blank = 0
-    for no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            blank += 1
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise _malformed(path, err, line=no) from None
+    split = text.split("\n")
+    lines = [no for no, line in enumerate(split, start=1) if line.strip()]
+    try:  # one C-level parse of the whole file; on any error, find the bad line below
+        parsed = json.loads("[" + ",".join(split[no - 1] for no in lines) + "]")
+    except json.JSONDecodeError:
+        parsed = None
+    if parsed is None or len(parsed) != len(lines):
+        parsed = []
+        for no in lines:
+            try:
+                parsed.append(json.loads(split[no - 1]))
+            except json.JSONDecodeError as err:
+                raise _malformed(path, err, line=no) from None
+    for no, obj in zip(lines, parsed, strict=True):
         if not isinstance(obj, dict):
             raise InputError(f"{path}: line {no} is {type_name(obj)}, expected a JSON object")
-        rows.append(obj)
-        lines.append(no)
+    rows = parsed
     if not rows:
         raise InputError(f"{path}: no rows; nothing to audit")
     body = text.replace("\r\n", "\n") if newline == "\r\n" else text
