@@ -33,6 +33,13 @@ class AgainstHit:
     score: float
     view: str
     ref_text: str = ""  # the reference sample's text in `view`, to show both sides
+    kind: str = "contamination"  # or "indexed": already in an older corpus (--index)
+    estimate: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """contamination -> "against:<reference>"; indexed -> "index:<index name>"."""
+        return f"{'index' if self.kind == 'indexed' else 'against'}:{self.reference}"
 
 
 def keep_priority(
@@ -188,11 +195,12 @@ def decide(
         decisions[hit.index] = Decision(
             hit.index,
             keep=False,
-            reason=f"against:{hit.reference}",
-            kind="contamination",
+            reason=hit.reason,
+            kind=hit.kind,
             view=hit.view,
             method=hit.method,
             score=hit.score,
+            estimate=hit.estimate,
         )
     for cluster in clusters:
         removing = (cluster.view == dedup_view and cluster.kind in REMOVING_KINDS) or (

@@ -17,6 +17,7 @@ import numpy as np
 
 from dedup_audit.clusters import build_clusters
 from dedup_audit.config import EngineConfig, ScanConfig
+from dedup_audit.errors import ConfigError
 from dedup_audit.decide import AgainstHit, decide
 from dedup_audit.records import Cluster, Dataset, Decision, PairSet
 from dedup_audit.views import view_text
@@ -193,9 +194,16 @@ def scan(
     references: Mapping[str, Dataset] | None = None,
     progress: bool = False,
     engine: EngineConfig | None = None,
+    index: str | Path | None = None,
+    save_index: str | Path | None = None,
+    force: bool = False,
     **load_kwargs: Any,
 ) -> ScanResult:
     """Find exact, near and (optionally) semantic duplicates in every configured view.
+
+    `index` is a folder written by an earlier `save_index`: records of the dedup view that
+    duplicate a record of that older corpus are removed with reason `index:<folder name>`.
+    `save_index` writes this corpus's index (every scanned view) for later scans.
 
     `encoder` replaces the embedding model (tests pass a fake); `references` are reference
     datasets (eval or benchmark sets) checked for contamination, by name.
@@ -204,6 +212,15 @@ def scan(
     dataset = load(data, **load_kwargs)
     from dedup_audit.engine.local import scan_lexical
 
+    loaded = None
+    if index is not None:
+        from dedup_audit.engine.index import load_index
+
+        if not cfg.near:
+            raise ConfigError("--index needs near-duplicate detection; drop --no-near")
+        loaded = load_index(Path(index), cfg.normalize, cfg.minhash, [cfg.dedup_view])
+    if save_index is not None and not cfg.near:
+        raise ConfigError("--save-index needs near-duplicate detection; drop --no-near")
     lexical = scan_lexical(
         dataset.records,
         cfg.views,
@@ -214,7 +231,21 @@ def scan(
         skip_first_turn_if_prompt=cfg.dedup_view != "first_turn",
         engine=engine,
         progress=progress,
+        index=loaded,
+        keep_tables=save_index is not None,
     )
+    if save_index is not None:
+        from dedup_audit.engine.index import save_index as write_index
+
+        write_index(
+            Path(save_index),
+            {v: lex.table for v, lex in lexical.items() if lex.table is not None},
+            {v: lex.shingle for v, lex in lexical.items()},
+            [r.id for r in dataset.records],
+            cfg.normalize,
+            cfg.minhash,
+            force=force,
+        )
     views: dict[str, ViewScan] = {}
     for view, lex in lexical.items():
         assert lex.exact_hash is not None
@@ -230,9 +261,41 @@ def scan(
             )
         views[view] = vs
     against: list[AgainstHit] = []
+    if loaded is not None:
+        against += _index_hits(lexical[cfg.dedup_view], loaded, dataset)
     for name, ref in (references or {}).items():
         against += _against(dataset, ref, name, cfg, encoder, progress)
     return _assemble(dataset, cfg, views, against)
+
+
+def _index_hits(lex: Any, loaded: Any, dataset: Dataset) -> list[AgainstHit]:
+    """Records of the dedup view that repeat a record of the indexed corpus (best match each)."""
+    m, query, other = lex.index_matches, lex.index_table, loaded.tables[lex.view]
+    if m is None or not len(m.query):
+        return []
+    hits: list[AgainstHit] = []
+    order = np.lexsort((m.other, -m.score, m.query))  # best (highest score) first per row
+    seen: set[int] = set()
+    for k in order.tolist():
+        q = int(m.query[k])
+        if q in seen:
+            continue
+        seen.add(q)
+        old = other.members(int(m.other[k]))[0]
+        for rec in query.members(q):
+            hits.append(
+                AgainstHit(
+                    index=rec,
+                    reference=loaded.name,
+                    ref_id=loaded.ids[old],
+                    method="exact" if m.exact[k] else "minhash",
+                    score=float(m.score[k]),
+                    view=lex.view,
+                    kind="indexed",
+                    estimate=None if m.exact[k] else float(m.estimate[k]),
+                )
+            )
+    return sorted(hits, key=lambda h: h.index)
 
 
 def _against(
@@ -305,6 +368,8 @@ def clean(
     references: Mapping[str, Dataset] | None = None,
     progress: bool = False,
     engine: EngineConfig | None = None,
+    index: str | Path | None = None,
+    save_index: str | Path | None = None,
     **load_kwargs: Any,
 ) -> CleanResult:
     """Scan, then write the kept records in the input's own format plus removed.jsonl.
@@ -326,7 +391,15 @@ def clean(
 
         raise OutputError(f"{out}: the cleaned output and --removed must be different files")
     result = scan(
-        dataset, config, encoder=encoder, references=references, progress=progress, engine=engine
+        dataset,
+        config,
+        encoder=encoder,
+        references=references,
+        progress=progress,
+        engine=engine,
+        index=index,
+        save_index=save_index,
+        force=force,
     )
     kept, removed = result.kept_indices, result.removed
     if sorted(kept + [d.index for d in removed]) != list(range(len(dataset.records))):

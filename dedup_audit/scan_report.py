@@ -292,7 +292,19 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
 
 
 def dumps(report: dict[str, Any]) -> str:
-    return json.dumps(report, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    """report.json text: the small sections indented, the long lists (clusters, contamination)
+    one compact entry per line. Still one JSON document, readable and diffable, and written by
+    the C encoder (an indented dump of a million-row report takes minutes in pure Python)."""
+    parts = []
+    for key, value in report.items():
+        head = f"  {json.dumps(key)}: "
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            rows = ",\n    ".join(json.dumps(v, ensure_ascii=False) for v in value)
+            parts.append(f"{head}[\n    {rows}\n  ]")
+        else:
+            text = json.dumps(value, ensure_ascii=False, indent=2)
+            parts.append(head + text.replace("\n", "\n  "))
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def _clip(text: str, width: int) -> str:

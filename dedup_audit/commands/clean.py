@@ -79,6 +79,8 @@ def clean(
         references=load_references(kw),
         progress=not kw["quiet"],
         engine=engine_config_from(kw),
+        index=kw["index_dir"],
+        save_index=kw["save_index"],
     )
     if not kw["quiet"]:
         click.echo(terminal_summary(build_report(result.scan)), nl=False)

@@ -131,6 +131,17 @@ scan_options = _apply(
             help="Memory budget for sketches; past it they spill to --work-dir.",
         ),
         click.option(
+            "--save-index",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Also write this corpus's index (hashes, signatures, band tables) to a folder.",
+        ),
+        click.option(
+            "--index",
+            "index_dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Check DATA against an older corpus's --save-index folder, no recompute.",
+        ),
+        click.option(
             "--work-dir",
             type=click.Path(path_type=Path, file_okay=False),
             help="Folder for spilled sketches (default: the system temp folder).",

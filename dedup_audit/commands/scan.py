@@ -51,6 +51,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan data.json -o out/scan
       dedup-audit scan --dataset-info data/dataset_info.json --dataset alpaca_en_demo
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
+      dedup-audit scan corpus.jsonl --save-index idx/ && dedup-audit scan new.jsonl --index idx/
     """
     from dedup_audit.errors import OutputError
     from dedup_audit.pipeline import scan as run_scan
@@ -69,6 +70,9 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
         references=load_references(kw),
         progress=not kw["quiet"],
         engine=engine_config_from(kw),
+        index=kw["index_dir"],
+        save_index=kw["save_index"],
+        force=force,
     )
     report = write_scan_report(result, outdir)
     if not kw["quiet"]:

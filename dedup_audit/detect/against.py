@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
 from dedup_audit.detect.exact import text_hash
 from dedup_audit.progress import progress_bar
-from dedup_audit.views import jaccard, shingle_mode, shingles, view_text
+from dedup_audit.views import shingle_mode, view_text
 from dedup_audit.views import normalize as normalize_text
 
 if TYPE_CHECKING:
@@ -85,30 +85,29 @@ def _ngram(
 def _minhash(
     train: list[str], ref: list[str], cfg: MinHashConfig, progress: bool
 ) -> list[tuple[int, int, float]]:
-    from datasketch import MinHash, MinHashLSH
+    """Near matches by the lexical engine: the same shingles, sketches and recall-tuned banding
+    as deduplication inside one corpus, every candidate verified by exact Jaccard."""
+    from dedup_audit.engine.cross import match, table_from_view
+    from dedup_audit.engine.lexical import sketch_view
 
     mode = shingle_mode([*ref, *train], cfg)
-    ref_sets = [shingles(t, mode, cfg) for t in ref]
-    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
-
-    def sig(s: set[str]) -> MinHash:
-        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
-        m.update_batch([x.encode("utf-8") for x in sorted(s)])
-        return m
-
-    for j, s in enumerate(ref_sets):
-        if s:
-            lsh.insert(j, sig(s), check_duplication=False)
-    out = []
-    for i, t in enumerate(progress_bar(train, desc="against[minhash]", enabled=progress)):
-        s = shingles(t, mode, cfg)
-        if not s:
-            continue
-        for j in sorted(lsh.query(sig(s))):
-            score = jaccard(s, ref_sets[j])
-            if score >= cfg.threshold:
-                out.append((i, j, score))
-    return out
+    t, r = sketch_view(train, mode, cfg), sketch_view(ref, mode, cfg)
+    tt = table_from_view(t.params, t.sketches, t.row_of)
+    rt = table_from_view(r.params, r.sketches, r.row_of)
+    m = match(tt, rt, cfg.threshold)
+    has_shingles = tt.counts()[m.query] > 0
+    out = [
+        (i, j, float(score))
+        for q, o, score in zip(
+            m.query[has_shingles].tolist(),
+            m.other[has_shingles].tolist(),
+            m.score[has_shingles].tolist(),
+            strict=True,
+        )
+        for i in tt.members(q)
+        for j in rt.members(o)
+    ]
+    return sorted(out)
 
 
 def _embedding(

@@ -308,33 +308,40 @@ fail2:
 }
 
 PyDoc_STRVAR(intersect_doc,
-"intersect(shingles, offsets, lo, hi, inter_out) -> None\n\n"
-"|A & B| for every candidate (lo[i], hi[i]) from the sorted distinct shingle hashes of each\n"
-"text (text t owns shingles[offsets[t]:offsets[t+1]]). Releases the GIL.");
+"intersect(shingles_x, offsets_x, shingles_y, offsets_y, lo, hi, inter_out) -> None\n\n"
+"|A & B| for every candidate (lo[i], hi[i]): A is text lo[i] of store x, B text hi[i] of store\n"
+"y (a store holds each text's sorted distinct shingle hashes: text t owns\n"
+"shingles[offsets[t]:offsets[t+1]]). Pass one store twice for pairs inside it. Releases the GIL.");
 
 static PyObject *intersect(PyObject *self, PyObject *args) {
-    PyObject *sh_obj, *off_obj, *lo_obj, *hi_obj, *out_obj;
-    if (!PyArg_ParseTuple(args, "OOOOO", &sh_obj, &off_obj, &lo_obj, &hi_obj, &out_obj))
+    PyObject *sx_obj, *ox_obj, *sy_obj, *oy_obj, *lo_obj, *hi_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &sx_obj, &ox_obj, &sy_obj, &oy_obj, &lo_obj, &hi_obj,
+                          &out_obj))
         return NULL;
-    Py_buffer sh, off, lo, hi, out;
-    if (get_buffer(sh_obj, &sh, 0, 0, "shingles") < 0) return NULL;
-    if (get_buffer(off_obj, &off, 0, 8, "offsets") < 0) { PyBuffer_Release(&sh); return NULL; }
-    if (get_buffer(lo_obj, &lo, 0, 0, "lo") < 0) goto f2;
+    Py_buffer sx, ox, sy, oy, lo, hi, out;
+    if (get_buffer(sx_obj, &sx, 0, 0, "shingles_x") < 0) return NULL;
+    if (get_buffer(ox_obj, &ox, 0, 8, "offsets_x") < 0) goto f1;
+    if (get_buffer(sy_obj, &sy, 0, 0, "shingles_y") < 0) goto f2;
+    if (get_buffer(oy_obj, &oy, 0, 8, "offsets_y") < 0) goto f3;
+    if (get_buffer(lo_obj, &lo, 0, 0, "lo") < 0) goto f4;
     Py_ssize_t m = lo.len / 8;
-    if (get_buffer(hi_obj, &hi, 0, m * 8, "hi") < 0) goto f3;
-    if (get_buffer(out_obj, &out, 1, m * 8, "inter_out") < 0) goto f4;
-    const uint64_t *S = (const uint64_t *)sh.buf;
-    const int64_t *O = (const int64_t *)off.buf, *L = (const int64_t *)lo.buf,
-                  *H = (const int64_t *)hi.buf;
+    if (get_buffer(hi_obj, &hi, 0, m * 8, "hi") < 0) goto f5;
+    if (get_buffer(out_obj, &out, 1, m * 8, "inter_out") < 0) goto f6;
+    const uint64_t *SX = (const uint64_t *)sx.buf, *SY = (const uint64_t *)sy.buf;
+    const int64_t *OX = (const int64_t *)ox.buf, *OY = (const int64_t *)oy.buf;
+    const int64_t *L = (const int64_t *)lo.buf, *H = (const int64_t *)hi.buf;
     int64_t *R = (int64_t *)out.buf;
-    Py_ssize_t n_texts = off.len / 8 - 1, n_sh = sh.len / 8;
+    Py_ssize_t nx = ox.len / 8 - 1, ny = oy.len / 8 - 1, shx = sx.len / 8, shy = sy.len / 8;
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < m; i++) {
         int64_t x = L[i], y = H[i];
-        if (x < 0 || y < 0 || x >= n_texts || y >= n_texts || O[x + 1] > n_sh ||
-            O[y + 1] > n_sh) { bad = 1; break; }
-        const uint64_t *p = S + O[x], *pe = S + O[x + 1], *q = S + O[y], *qe = S + O[y + 1];
+        if (x < 0 || y < 0 || x >= nx || y >= ny || OX[x] > OX[x + 1] || OX[x + 1] > shx ||
+            OY[y] > OY[y + 1] || OY[y + 1] > shy) {
+            bad = 1;
+            break;
+        }
+        const uint64_t *p = SX + OX[x], *pe = SX + OX[x + 1], *q = SY + OY[y], *qe = SY + OY[y + 1];
         int64_t c = 0;
         while (p < pe && q < qe) {
             if (*p < *q) p++;
@@ -346,13 +353,18 @@ static PyObject *intersect(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     if (bad) PyErr_SetString(PyExc_IndexError, "candidate index out of range of the shingles");
     PyBuffer_Release(&out);
-f4:
+f6:
     PyBuffer_Release(&hi);
-f3:
+f5:
     PyBuffer_Release(&lo);
+f4:
+    PyBuffer_Release(&oy);
+f3:
+    PyBuffer_Release(&sy);
 f2:
-    PyBuffer_Release(&off);
-    PyBuffer_Release(&sh);
+    PyBuffer_Release(&ox);
+f1:
+    PyBuffer_Release(&sx);
     if (PyErr_Occurred()) return NULL;
     Py_RETURN_NONE;
 }

@@ -189,31 +189,37 @@ def intersect(
     lo: npt.NDArray[np.int64],
     hi: npt.NDArray[np.int64],
     *,
+    other: tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]] | None = None,
     threads: int | None = None,
 ) -> npt.NDArray[np.int64]:
-    """|A & B| per candidate pair (lo[i], hi[i]), rows indexing `offsets`."""
+    """|A & B| per candidate pair: A = text lo[i] of (shingles, offsets), B = text hi[i] of
+    `other` (another store: an index or a reference set) or of the same store."""
     lo = np.ascontiguousarray(lo, dtype=np.int64)
     hi = np.ascontiguousarray(hi, dtype=np.int64)
     out = np.zeros(len(lo), dtype=np.int64)
     if not len(lo):
         return out
+    sx = np.ascontiguousarray(shingles, dtype=np.uint64)
+    ox = np.ascontiguousarray(offsets, dtype=np.int64)
+    if other is None:
+        sy, oy = sx, ox
+    else:
+        sy = np.ascontiguousarray(other[0], dtype=np.uint64)
+        oy = np.ascontiguousarray(other[1], dtype=np.int64)
     if _native is None:
         _warn_fallback()
         for i, (x, y) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
             out[i] = reference.intersection(
-                shingles[offsets[x] : offsets[x + 1]].tolist(),
-                shingles[offsets[y] : offsets[y + 1]].tolist(),
+                sx[ox[x] : ox[x + 1]].tolist(), sy[oy[y] : oy[y + 1]].tolist()
             )
         return out
-    sh = np.ascontiguousarray(shingles, dtype=np.uint64)
-    off = np.ascontiguousarray(offsets, dtype=np.int64)
     step = 65_536
     chunks = [(s, min(s + step, len(lo))) for s in range(0, len(lo), step)]
     workers = min(threads or default_threads(), len(chunks))
 
     def run(c: tuple[int, int]) -> None:
         assert _native is not None
-        _native.intersect(sh, off, lo[c[0] : c[1]], hi[c[0] : c[1]], out[c[0] : c[1]])
+        _native.intersect(sx, ox, sy, oy, lo[c[0] : c[1]], hi[c[0] : c[1]], out[c[0] : c[1]])
 
     if workers <= 1:
         for c in chunks:

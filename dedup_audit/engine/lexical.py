@@ -23,6 +23,7 @@ import numpy as np
 from dedup_audit.config import MinHashConfig
 from dedup_audit.detect.minhash import lsh_bands, score_floor
 from dedup_audit.engine import bands as banding
+from dedup_audit.engine.cross import Matches, SketchTable
 from dedup_audit.engine.kernels import SketchParams, Sketches, intersect, sketch
 from dedup_audit.progress import progress_bar
 from dedup_audit.records import PairSet
@@ -97,6 +98,9 @@ class LexicalResult:
     candidates: int = 0
     dense_buckets: int = 0
     exact_hash: npt.NDArray[np.uint64] | None = None  # (n, 2) per record; zeros for empty
+    table: SketchTable | None = None  # the view's distinct texts, for --save-index
+    index_matches: Matches | None = None  # matches against a loaded --index
+    index_table: SketchTable | None = None  # the query side of index_matches
 
     def __post_init__(self) -> None:
         if self.exact_pairs is None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dedup_audit.config import EngineConfig, MinHashConfig, NormalizeConfig
+from dedup_audit.engine.cross import match, table_from_view
+from dedup_audit.engine.index import LoadedIndex
 from dedup_audit.engine.kernels import default_threads
 from dedup_audit.engine.lexical import (
     LexicalResult,
@@ -71,9 +73,14 @@ def scan_lexical(
     skip_first_turn_if_prompt: bool = True,
     engine: EngineConfig | None = None,
     progress: bool = False,
+    index: LoadedIndex | None = None,
+    keep_tables: bool = False,
 ) -> dict[str, LexicalResult]:
     """Exact and near duplicates of every view. `first_turn` is dropped when it equals the
-    prompt view for every record (single-turn data) and is not the view being deduplicated."""
+    prompt view for every record (single-turn data) and is not the view being deduplicated.
+
+    With `index`, the views it holds are also matched against that older corpus (exact, and
+    near at the threshold); `keep_tables` keeps each view's SketchTable (for --save-index)."""
     engine = engine or EngineConfig()
     threads = engine.threads or default_threads()
     n = len(records)
@@ -90,7 +97,8 @@ def scan_lexical(
 
         def add(view: str, texts: list[str]) -> None:
             if view not in modes:
-                modes[view] = shingle_mode(texts, minhash)
+                forced = index.modes.get(view) if index is not None else None
+                modes[view] = forced or shingle_mode(texts, minhash)
                 params = sketch_params(modes[view], minhash, near=near)
                 stores[view] = SketchStore(params, budget.store_bytes, Path(tmp) / view)
             vs = sketch_view(texts, modes[view], minhash, threads=threads, near=near)
@@ -132,9 +140,19 @@ def scan_lexical(
                 store = stores[view]
             rows = np.concatenate(row_of[view]) if row_of[view] else np.empty(0, np.int64)
             vs = ViewSketch(modes[view], store.params, store.finish(), rows)
-            results[view] = lexical_from_sketch(
+            res = lexical_from_sketch(
                 view, vs, minhash, exact=exact, near=near, threads=threads, progress=progress
             )
+            if keep_tables or (index is not None and view in index.tables):
+                table = table_from_view(store.params, vs.sketches, rows)
+                if index is not None and view in index.tables:
+                    res.index_matches = match(
+                        table, index.tables[view], minhash.threshold, threads=threads
+                    )
+                    res.index_table = table
+                if keep_tables:
+                    res.table = table.compact()
+            results[view] = res
             del vs
             stores.pop(view, None)
         return results
