@@ -46,23 +46,32 @@ def keep_priority(
     records: Sequence[Record], keep: KeepPolicy, seed: int
 ) -> Callable[[int], tuple[Any, ...]]:
     """Sort key over record indices: the smallest is the record to keep. Ties fall back to the
-    earliest record, so every policy is a total order."""
+    earliest record, so every policy is a total order. Policies that read records compute
+    every key in one ordered pass (cheap in memory, and lazily read data is parsed once)."""
     if keep.policy == "first":
         return lambda m: (m,)
+    key = _record_priority(records, keep, seed)
+    table = [key(m, r) for m, r in enumerate(records)]
+    return table.__getitem__
+
+
+def _record_priority(
+    records: Sequence[Record], keep: KeepPolicy, seed: int
+) -> Callable[[int, Record], tuple[Any, ...]]:
     if keep.policy in ("longest", "shortest"):
         sign = -1 if keep.policy == "longest" else 1
-        return lambda m: (sign * len(view_text(records[m].sample, "full")), m)
+        return lambda m, r: (sign * len(view_text(r.sample, "full")), m)
     if keep.policy == "random":
         # Hash of (seed, record id): independent of cluster order and of the other clusters.
-        def draw(m: int) -> tuple[Any, ...]:
-            digest = hashlib.blake2b(f"{seed}:{records[m].id}".encode(), digest_size=8)
+        def draw(m: int, r: Record) -> tuple[Any, ...]:
+            digest = hashlib.blake2b(f"{seed}:{r.id}".encode(), digest_size=8)
             return (digest.hexdigest(), m)
 
         return draw
     column = keep.column
     assert column is not None, "KeepPolicy(policy='column') needs a column"
     sign = -1 if keep.direction == "max" else 1
-    return lambda m: (sign * _numeric(records[m], column), m)
+    return lambda m, r: (sign * _numeric(r, column), m)
 
 
 def choose_keeper(

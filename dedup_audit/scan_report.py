@@ -14,6 +14,7 @@ import numpy as np
 
 from dedup_audit import __version__
 from dedup_audit.detect.minhash import SCORE_MARGIN
+from dedup_audit.decide import AgainstHit
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.records import Cluster, Decision, Pair, PairSet, sample_key
 from dedup_audit.views import view_text
@@ -30,15 +31,21 @@ def _round(x: float | None) -> float | None:
 def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     """One row per removed record for removed.jsonl: who, why, which kept record it matched,
     the evidence, and the original row so nothing is lost."""
-    recs = result.dataset.records
+    from dedup_audit.readers.lazy import fetch
+
+    removed = result.removed
+    recs = fetch(
+        result.dataset.records,
+        [i for d in removed for i in (d.index, d.kept_twin, d.via) if i is not None],
+    )
+    best: dict[int, AgainstHit] = {}
+    for h in result.against:  # the hit the decision was made on: the best score per record
+        if h.index not in best or h.score > best[h.index].score:
+            best[h.index] = h
     rows = []
-    for d in result.removed:
+    for d in removed:
         twin = recs[d.kept_twin] if d.kept_twin is not None else None
-        hit = (
-            next((h for h in result.against if h.index == d.index), None)
-            if d.kind == "contamination"
-            else None
-        )
+        hit = best.get(d.index) if d.kind in ("contamination", "indexed") else None
         rows.append(
             {
                 "id": recs[d.index].id,
@@ -227,6 +234,10 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
     if max_clusters is not None:
         clusters = clusters[:max_clusters]
+    from dedup_audit.readers.lazy import fetch
+
+    needed = [m for c in clusters for m in c.members] + [h.index for h in result.against]
+    recs = fetch(ds.records, needed)  # one ordered pass, also for lazily read data
     keys = {m: sample_key(recs[m].sample) for c in clusters for m in c.members}
     spanning = cluster_spanning_edges(clusters)
     removed = len(result.removed)
@@ -307,6 +318,12 @@ def dumps(report: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
+def _fetch(result: ScanResult, indices: list[int]) -> dict[int, Any]:
+    from dedup_audit.readers.lazy import fetch
+
+    return fetch(result.dataset.records, indices)
+
+
 def _clip(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
@@ -319,13 +336,13 @@ def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) 
         clusters = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:top]
         if not clusters:
             continue
-        vs = result.views[view]
+        recs = _fetch(result, [m for c in clusters for m in c.members[:3]])
         lines.append(f"Largest {view}-view clusters:")
         for c in clusters:
             lines.append(f"  #{c.id} {c.kind} x{c.size}")
             for m in c.members[:3]:
-                rid = result.dataset.records[m].id
-                lines.append(f"    {rid:<28} {_clip(vs.text(result.dataset, m), width)}")
+                rid = recs[m].id
+                lines.append(f"    {rid:<28} {_clip(view_text(recs[m].sample, view), width)}")
             if c.size > 3:
                 lines.append(f"    … and {c.size - 3} more")
     return lines
@@ -413,13 +430,14 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
         )
     lines += ["", "## Largest clusters", ""]
     for view in result.views:
-        vs = result.views[view]
-        for c in sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:10]:
+        top = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:10]
+        recs = _fetch(result, [m for c in top for m in c.members[:8]])
+        for c in top:
             lines += [f"### #{c.id}: {view} view, {c.kind}, {c.size} records", ""]
             lines += ["| id | text |", "|---|---|"]
             for m in c.members[:8]:
-                text = _clip(vs.text(result.dataset, m), 160).replace("|", "\\|")
-                lines.append(f"| {result.dataset.records[m].id} | {text} |")
+                text = _clip(view_text(recs[m].sample, view), 160).replace("|", "\\|")
+                lines.append(f"| {recs[m].id} | {text} |")
             if c.size > 8:
                 lines.append(f"| … | {c.size - 8} more |")
             lines.append("")

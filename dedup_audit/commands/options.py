@@ -310,6 +310,7 @@ def load_input(kw: dict[str, Any]) -> Any:
         id_column=kw["id_column"],
         columns=parse_columns(kw["columns"]) or None,
         progress=not kw.get("quiet", False),
+        work_dir=str(kw["work_dir"]) if kw.get("work_dir") else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,11 @@ def _where(raw: RawFile, i: int) -> str:
     return f"{raw.path}: row {i}"
 
 
+LAZY_BYTES = 256 * 2**20
+"""A single JSON Lines, JSON array or Parquet file larger than this is read lazily
+(`readers.lazy`): rows are parsed batch by batch when needed instead of held in memory."""
+
+
 def load_dataset(
     path: str | Path,
     *,
@@ -117,6 +123,8 @@ def load_dataset(
     id_column: str | None = None,
     columns: Mapping[str, str] | None = None,
     progress: bool = False,
+    lazy: bool | None = None,
+    work_dir: str | None = None,
 ) -> Dataset:
     """Load a dataset file (or folder) into Records with normalised Samples.
 
@@ -144,6 +152,15 @@ def load_dataset(
     else:
         target = Path(path)
     files, file_type = data_files(target)
+    big = len(files) == 1 and files[0].stat().st_size > LAZY_BYTES
+    if (lazy or (lazy is None and big)) and len(files) == 1 and entry is None:
+        if file_type in ("jsonl", "json", "parquet"):
+            return _load_lazy(files[0], file_type, format, columns, id_column, work_dir)
+        if lazy:
+            raise ConfigError(
+                f"{files[0]}: lazy reading supports JSON Lines, JSON arrays and Parquet; "
+                f"convert the {file_type} file or read it whole"
+            )
     raws = [READERS[file_type](p) for p in files]
     rows = [row for raw in raws for row in raw.rows]
     wheres = [_where(raw, i) for raw in raws for i in range(len(raw.rows))]
@@ -185,3 +202,117 @@ def load_dataset(
         tags=dict(spec.tags),
         writer_hints=hints,
     )
+
+
+def _load_lazy(
+    path: Path,
+    file_type: str,
+    fmt: str,
+    columns: Mapping[str, str] | None,
+    id_column: str | None,
+    work_dir: str | None,
+) -> Dataset:
+    """A Dataset whose records are parsed on demand (see `readers.lazy`)."""
+    from dedup_audit.readers import jsonio
+    from dedup_audit.readers.lazy import (
+        JsonlSource,
+        LazyRecords,
+        ParquetSource,
+        RowSource,
+        json_array_source,
+    )
+
+    source: RowSource
+    hints: dict[str, Any] = {"exact": None}
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    head_text = head.decode("utf-8", errors="ignore")
+    bom = head_text.startswith("\ufeff")
+    head_text = head_text.lstrip("\ufeff")
+    if file_type == "parquet":
+        source = ParquetSource(path)
+        import pyarrow.parquet as pq
+
+        hints["schema"] = pq.read_schema(path)
+    elif file_type == "json" and head_text.lstrip().startswith("["):
+        source = json_array_source(path, work_dir)
+        hints.update(
+            layout="array",
+            indent=jsonio._indent_of(head_text),
+            ensure_ascii=jsonio._ensure_ascii(head_text),
+            trailing_newline=True,
+            newline="\r\n" if "\r\n" in head_text else "\n",
+            bom=bom,
+        )
+    else:
+        source = JsonlSource(path)
+        first = head_text.split("\n", 1)[0].rstrip("\r")
+        hints.update(
+            ensure_ascii=jsonio._ensure_ascii(head_text),
+            trailing_newline=True,
+            newline="\r\n" if "\r\n" in head_text else "\n",
+            bom=bom,
+        )
+        try:
+            compact = json.dumps(json.loads(first), separators=jsonio.COMPACT, ensure_ascii=False)
+            hints["separators"] = jsonio.COMPACT if compact == first else None
+        except json.JSONDecodeError:
+            hints["separators"] = None
+        if file_type == "json":
+            hints["layout"] = "lines"
+    if source.n == 0:
+        raise InputError(f"{path}: no rows; nothing to audit")
+    sample_rows = source.rows(0, min(source.n, 2000))
+    label = str(path)
+    spec = (
+        spec_from_columns(sample_rows, label, fmt, columns)
+        if columns
+        else detect_spec(sample_rows, label, fmt)
+    )
+    check_columns(spec, key_union(sample_rows), label)
+    if id_column is None:
+        name = path.name
+
+        def ids(lo: int, rows: list[dict[str, Any]]) -> list[str]:
+            return [f"{name}:{lo + k}" for k in range(len(rows))]
+
+    else:
+        all_ids = _lazy_ids(source, id_column)
+
+        def ids(lo: int, rows: list[dict[str, Any]]) -> list[str]:
+            return all_ids[lo : lo + len(rows)]
+
+    return Dataset(
+        records=LazyRecords(source, spec, ids),  # type: ignore[arg-type]
+        format=spec.format,
+        file_type=file_type,
+        paths=(str(path),),
+        name=path.stem,
+        columns=dict(spec.columns),
+        tags=dict(spec.tags),
+        writer_hints=hints,
+    )
+
+
+def _lazy_ids(source: Any, id_column: str) -> list[str]:
+    """--id-column values of every row (one pass), checked present and unique."""
+    ids: list[str] = []
+    first: dict[str, int] = {}
+    step = 8192
+    for lo in range(0, source.n, step):
+        for k, row in enumerate(source.rows(lo, min(lo + step, source.n))):
+            value = row.get(id_column)
+            if value is None or value == "":
+                raise InputError(
+                    f"{source.where(lo + k)}: --id-column {id_column!r} is missing or empty; "
+                    "fill it or drop --id-column"
+                )
+            key = str(value)
+            if key in first:
+                raise InputError(
+                    f"{source.where(lo + k)}: --id-column {id_column!r} repeats id {key!r} of "
+                    f"{source.where(first[key])}; ids must be unique"
+                )
+            first[key] = lo + k
+            ids.append(key)
+    return ids
