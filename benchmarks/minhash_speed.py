@@ -11,8 +11,7 @@ duplicates at Jaccard >= threshold. Methods:
 
   datasketch-ref   dedup_audit.detect.minhash.find_near as is
   datasketch-xxh   the same loop with xxhash32 as hashfunc, shared permutations (MinHash.bulk)
-  fast-datasketch  dedup_audit.detect.minhash_fast.find_near_fast(backend="datasketch")
-  fast-rensa       find_near_fast(backend="rensa")
+  engine           dedup_audit.engine.lexical.find_lexical (C kernels + numpy banding)
   rensa-lsh        rensa RMinHash digest matrix + rensa's own RMinHashLSH, candidates verified
   text-dedup       text_dedup.minhash (separate venv), clusters -> pairs, no verification
   semhash          has no lexical/MinHash mode (embedding-only): reported, not run
@@ -44,7 +43,7 @@ from scipy.sparse import csr_matrix
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig
 from dedup_audit.detect.minhash import find_near, lsh_bands
-from dedup_audit.detect.minhash_fast import _shingle_ids, find_near_fast
+from dedup_audit.engine.lexical import find_lexical
 from dedup_audit.records import Sample, Turn
 from dedup_audit.views import jaccard, normalize, shingle_mode, shingles, view_text
 
@@ -67,6 +66,23 @@ def load_full_texts(path: Path, response_key: str) -> list[str]:
         sample = Sample(turns=(Turn("user", user), Turn("assistant", row[response_key])))
         out.append(normalize(view_text(sample, "full"), NormalizeConfig()))
     return out
+
+
+def _shingle_ids(sets: list[set[str]]) -> tuple[list[str], list[np.ndarray]]:
+    """Distinct shingles (first-seen order) and each text's shingle ids."""
+    vocab: dict[str, int] = {}
+    rows = [np.fromiter((vocab.setdefault(x, len(vocab)) for x in s), np.int64) for s in sets]
+    return list(vocab), rows
+
+
+class _Edges:
+    """find_lexical's pairs behind find_near's `edges(threshold)` interface."""
+
+    def __init__(self, texts: Sequence[str], cfg: MinHashConfig) -> None:
+        self.pairs = find_lexical(texts, "full", cfg).near_pairs.pairs()
+
+    def edges(self, threshold: float) -> list[Any]:
+        return [p for p in self.pairs if p.score >= threshold]
 
 
 def truth_pairs(texts: Sequence[str], cfg: MinHashConfig, threshold: float) -> Pairs:
@@ -92,12 +108,9 @@ def run_ref(texts: Sequence[str], cfg: MinHashConfig) -> Pairs:
     return {(p.a, p.b) for p in find_near(texts, "full", cfg).edges(cfg.threshold)}
 
 
-def run_fast(backend: str) -> Callable[[Sequence[str], MinHashConfig], Pairs]:
-    def run(texts: Sequence[str], cfg: MinHashConfig) -> Pairs:
-        res = find_near_fast(texts, "full", cfg, backend=backend)
-        return {(p.a, p.b) for p in res.edges(cfg.threshold)}
-
-    return run
+def run_engine(texts: Sequence[str], cfg: MinHashConfig) -> Pairs:
+    pairs = find_lexical(texts, "full", cfg).near_pairs.at_least(cfg.threshold)
+    return set(zip(pairs.a.tolist(), pairs.b.tolist(), strict=True))
 
 
 def run_datasketch_xxh(texts: Sequence[str], cfg: MinHashConfig) -> Pairs:
@@ -216,8 +229,7 @@ def benchmark(
     methods: list[tuple[str, Callable[[Sequence[str], MinHashConfig], Pairs]]] = [
         ("datasketch-ref (find_near)", run_ref),
         ("datasketch-xxh (xxhash32+bulk)", run_datasketch_xxh),
-        ("fast-datasketch (find_near_fast)", run_fast("datasketch")),
-        ("fast-rensa (find_near_fast)", run_fast("rensa")),
+        ("engine (find_lexical, C kernels)", run_engine),
         ("rensa-lsh (native LSH, verified)", run_rensa_lsh),
     ]
     rows: list[tuple[str, float, Pairs, str]] = []
@@ -288,8 +300,8 @@ def recall_check(samples: dict[str, list[str]], per_set: int, cfg: MinHashConfig
     runs: list[tuple[str, tuple[int, int], Callable[[], Any]]] = [
         ("find_near (default cfg)", lsh_bands(cfg.threshold, cfg.num_perm),
          lambda: find_near(texts, "full", cfg)),
-        ("find_near_fast rensa", lsh_bands(cfg.threshold, cfg.num_perm),
-         lambda: find_near_fast(texts, "full", cfg, backend="rensa")),
+        ("engine (find_lexical)", lsh_bands(cfg.threshold, cfg.num_perm),
+         lambda: _Edges(texts, cfg)),
         ("datasketch default banding (b,r optimal_param 0.5/0.5)", default_bands,
          lambda: _near_with_bands(texts, cfg, default_bands)),
     ]  # fmt: skip
@@ -313,18 +325,18 @@ def _datasketch_default_bands(cfg: MinHashConfig) -> tuple[int, int]:
 
 
 def _near_with_bands(texts: Sequence[str], cfg: MinHashConfig, bands: tuple[int, int]) -> Any:
-    """find_near_fast(datasketch) == find_near pair for pair, but with other banding."""
-    import dedup_audit.detect.minhash_fast as mf
+    """The engine with other banding (datasketch's default parameters)."""
+    import dedup_audit.engine.lexical as lex
 
     def fixed(threshold: float, num_perm: int, min_recall: float = 0.0) -> tuple[int, int]:
         return bands
 
-    original = mf.lsh_bands
-    mf.lsh_bands = fixed
+    original = lex.lsh_bands
+    lex.lsh_bands = fixed  # type: ignore[assignment]
     try:
-        return mf.find_near_fast(texts, "full", cfg, backend="datasketch")
+        return _Edges(texts, cfg)
     finally:
-        mf.lsh_bands = original
+        lex.lsh_bands = original
 
 
 def main(argv: Sequence[str] | None = None) -> None:

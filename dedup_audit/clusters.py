@@ -148,13 +148,17 @@ def spanning_forest(edges: PairSet, *, return_rows: bool = False) -> Any:
     # parallel edges (two methods on one pair): keep the strongest (lowest rank) per node pair
     lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
     best = np.lexsort((weight, hi, lo))
-    first = np.concatenate(([True], (lo[best][1:] != lo[best][:-1]) | (hi[best][1:] != hi[best][:-1])))
+    first = np.concatenate(
+        ([True], (lo[best][1:] != lo[best][:-1]) | (hi[best][1:] != hi[best][:-1]))
+    )
     rows = best[first]
     m = len(nodes)
     graph = coo_matrix((weight[rows], (lo[rows], hi[rows])), shape=(m, m)).tocsr()
     tree = minimum_spanning_tree(graph).tocoo()
     # map tree entries back to edge rows by their unique weight (rank)
     chosen = order[tree.data.astype(np.int64) - 1]
-    chosen = chosen[np.lexsort((_METHOD_SORT[edges.method[chosen]], edges.b[chosen], edges.a[chosen]))]
+    chosen = chosen[
+        np.lexsort((_METHOD_SORT[edges.method[chosen]], edges.b[chosen], edges.a[chosen]))
+    ]
     forest = edges.take(chosen)
     return (forest, chosen) if return_rows else forest

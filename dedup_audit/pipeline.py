@@ -17,8 +17,8 @@ import numpy as np
 
 from dedup_audit.clusters import build_clusters
 from dedup_audit.config import EngineConfig, ScanConfig
-from dedup_audit.errors import ConfigError
 from dedup_audit.decide import AgainstHit, decide
+from dedup_audit.errors import ConfigError
 from dedup_audit.records import Cluster, Dataset, Decision, PairSet
 from dedup_audit.views import view_text
 
@@ -134,9 +134,7 @@ def _assemble(
     scanned = [v for v in cfg.views if v in views]
     prompts = _keys(dataset, cfg, views, "prompt") if {"response"} & set(scanned) else None
     responses = (
-        _keys(dataset, cfg, views, "response")
-        if {"prompt", "first_turn"} & set(scanned)
-        else None
+        _keys(dataset, cfg, views, "response") if {"prompt", "first_turn"} & set(scanned) else None
     )
     clusters: list[Cluster] = []
     for view in (v for v in cfg.views if v in views):

@@ -51,7 +51,7 @@ class Record:
     source: str = ""  # file the row came from
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     """Evidence that two records are duplicates in one view, found by one method.
 
@@ -200,7 +200,7 @@ class Cluster:
         return self.edges
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What happens to one record, and the evidence behind it."""
 

@@ -34,8 +34,15 @@ def load_scan(
     from dedup_audit.engine.local import scan_lexical
 
     scanned = list(report["scored_pairs"])
-    hashes = scan_lexical(dataset.records, scanned, cfg.normalize, cfg.minhash, exact=False,
-                          near=False, skip_first_turn_if_prompt=False)
+    hashes = scan_lexical(
+        dataset.records,
+        scanned,
+        cfg.normalize,
+        cfg.minhash,
+        exact=False,
+        near=False,
+        skip_first_turn_if_prompt=False,
+    )
     views: dict[str, ViewScan] = {}
     for view, rows in report["scored_pairs"].items():
         text_hash = hashes[view].exact_hash

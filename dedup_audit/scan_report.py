@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from dedup_audit import __version__
-from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.decide import AgainstHit
+from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.records import Cluster, Decision, Pair, PairSet, sample_key
 from dedup_audit.views import view_text
@@ -194,9 +194,13 @@ def cluster_spanning_edges(clusters: list[Cluster]) -> dict[int, list[Pair]]:
     for c in clusters:
         by_view.setdefault(c.view, []).append(c)
     for view, group in by_view.items():
-        sets = [c.edges if isinstance(c.edges, PairSet) else PairSet.from_pairs(view, c.edges)
-                for c in group]
-        owner = np.concatenate([np.full(len(s), c.id, np.int64) for s, c in zip(sets, group, strict=True)])
+        sets = [
+            c.edges if isinstance(c.edges, PairSet) else PairSet.from_pairs(view, c.edges)
+            for c in group
+        ]
+        owner = np.concatenate(
+            [np.full(len(s), c.id, np.int64) for s, c in zip(sets, group, strict=True)]
+        )
         forest, rows = spanning_forest(PairSet.concat(view, sets), return_rows=True)
         for pair, cid in zip(forest.pairs(), owner[rows].tolist(), strict=True):
             out[cid].append(pair)
@@ -210,8 +214,7 @@ def _decision_counts(decisions: list[Decision]) -> dict[str, int]:
 def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict[str, Any]:
     """The scan as a JSON-ready dict: config, dataset, summary, clusters and all scored pairs."""
     ds = result.dataset
-    recs = ds.records
-    n = len(recs)
+    n = len(ds.records)
     per_view: dict[str, Any] = {}
     for view, vs in result.views.items():
         clusters = result.clusters_in(view)

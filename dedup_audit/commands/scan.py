@@ -9,10 +9,10 @@ import click
 
 from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
+    engine_config_from,
     input_options,
     load_input,
     load_references,
-    engine_config_from,
     scan_config_from,
     scan_options,
 )

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
 from dedup_audit.detect.exact import text_hash
 from dedup_audit.progress import progress_bar
-from dedup_audit.views import shingle_mode, view_text
 from dedup_audit.views import normalize as normalize_text
+from dedup_audit.views import shingle_mode, view_text
 
 if TYPE_CHECKING:
     from dedup_audit.encoders import Encoder

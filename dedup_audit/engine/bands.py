@@ -74,13 +74,24 @@ def candidates(
     """All (lo, hi) position pairs (lo < hi) sharing a key in at least one band, sorted and
     unique, and the dense-bucket count. `keys` is (n, bands) for n texts in ascending order."""
     n, bands = keys.shape
-    parts: list[npt.NDArray[np.int64]] = []
+    merged = np.empty(0, np.int64)
+    pending: list[npt.NDArray[np.int64]] = []
+    held = 0
     dense = 0
     for band in range(bands):
         codes, d = band_pairs(np.ascontiguousarray(keys[:, band]))
         dense += d
-        parts.append(codes)
+        pending.append(codes)
+        held += len(codes)
+        if held > max(len(merged), MERGE_EVERY):  # bound memory: most bands repeat pairs
+            merged = sorted_unique(np.concatenate([merged, *pending]))
+            pending, held = [], 0
         if progress is not None:
             progress.update(1)  # type: ignore[attr-defined]
-    merged = sorted_unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    if pending:
+        merged = sorted_unique(np.concatenate([merged, *pending]))
     return merged // max(n, 1), merged % max(n, 1), dense
+
+
+MERGE_EVERY = 4_000_000
+"""Candidate codes held from several bands before they are merged into the sorted set."""

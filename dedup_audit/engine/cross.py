@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup_audit.engine.bands import DENSE_BUCKET, sorted_unique
-from dedup_audit.engine.kernels import SketchParams, Sketches, intersect
+from dedup_audit.engine.kernels import Sketches, SketchParams, intersect
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -128,7 +128,9 @@ class Matches:
     exact: npt.NDArray[np.bool_]
 
 
-def exact_matches(query: SketchTable, other: SketchTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def exact_matches(
+    query: SketchTable, other: SketchTable
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(query row, other row) with identical text (equal 128-bit hash)."""
     if not len(query) or not len(other):
         e = np.empty(0, np.int64)
@@ -143,7 +145,9 @@ def exact_matches(query: SketchTable, other: SketchTable) -> tuple[npt.NDArray[n
     return np.flatnonzero(hit).astype(np.int64), order[pos_c[hit]].astype(np.int64)
 
 
-def band_matches(query: SketchTable, other: SketchTable) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def band_matches(
+    query: SketchTable, other: SketchTable
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(query row, other row) sharing a band key in at least one band; an `other` bucket with
     more than DENSE_BUCKET members contributes its first DENSE_BUCKET members."""
     qrows = np.flatnonzero(query.counts() > 0)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig
 from dedup_audit.engine.cross import SketchTable
-from dedup_audit.engine.kernels import SketchParams, Sketches
+from dedup_audit.engine.kernels import Sketches, SketchParams
 from dedup_audit.errors import ConfigError, InputError, OutputError
 
 SCHEMA = "dedup-audit/index"
@@ -80,7 +80,7 @@ def save_index(
                 "mode": modes[view],
                 "params": table.params.fingerprint(),
                 "rows": len(table),
-                "shingles": int(len(sk.shingles)),
+                "shingles": len(sk.shingles),
             }
         pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), tmp / "ids.parquet")
         (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -117,7 +117,9 @@ def load_index(
             "`dedup-audit scan DATA --save-index DIR`"
         ) from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: the index is corrupt ({exc}); rebuild it with --save-index") from exc
+        raise InputError(
+            f"{path}: the index is corrupt ({exc}); rebuild it with --save-index"
+        ) from exc
     if meta.get("schema") != SCHEMA or meta.get("version") != VERSION:
         raise InputError(
             f"{path}: not a dedup-audit index of version {VERSION} (schema {meta.get('schema')!r}, "
@@ -171,7 +173,9 @@ def load_index(
     except (ConfigError, InputError):
         raise
     except Exception as exc:  # a missing or truncated array file, a bad Parquet file
-        raise InputError(f"{path}: the index is corrupt ({exc}); rebuild it with --save-index") from exc
+        raise InputError(
+            f"{path}: the index is corrupt ({exc}); rebuild it with --save-index"
+        ) from exc
     if len(ids) != meta.get("records"):
         raise InputError(f"{path}: the index is corrupt (ids do not match its record count)")
     return LoadedIndex(path, len(ids), ids, tables, modes)
@@ -215,5 +219,7 @@ def _check_shapes(
                 f"{tuple(arr[name].shape)}, expected {shape}); rebuild it with --save-index"
             )
     counts = np.asarray(arr["counts"])
-    if int(counts.sum()) != shingles or (len(arr["records"]) and int(np.max(arr["records"])) >= records):
+    if int(counts.sum()) != shingles or (
+        len(arr["records"]) and int(np.max(arr["records"])) >= records
+    ):
         raise InputError(f"{path}: the index is corrupt ({view} arrays disagree); rebuild it")

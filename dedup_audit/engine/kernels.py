@@ -74,7 +74,9 @@ class SketchParams:
 
 
 @lru_cache(maxsize=8)
-def _coefficients(num_perm: int, seed: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+def _coefficients(
+    num_perm: int, seed: int
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     rng = np.random.Generator(np.random.PCG64(seed))
     a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
     b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)

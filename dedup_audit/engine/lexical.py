@@ -15,7 +15,7 @@ pair collide, odds about 1e-15 per pair).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,7 @@ from dedup_audit.config import MinHashConfig
 from dedup_audit.detect.minhash import lsh_bands, score_floor
 from dedup_audit.engine import bands as banding
 from dedup_audit.engine.cross import Matches, SketchTable
-from dedup_audit.engine.kernels import SketchParams, Sketches, intersect, sketch
+from dedup_audit.engine.kernels import Sketches, SketchParams, intersect, sketch
 from dedup_audit.progress import progress_bar
 from dedup_audit.records import PairSet
 from dedup_audit.views import shingle_mode
@@ -197,7 +197,9 @@ def lexical_from_sketch(
         if bar is not None:
             bar.close()
     result.candidates = len(lo)
-    pairs = verify(vs.sketches, rep_rows, lo, hi, score_floor(cfg.threshold), view, threads, progress)
+    pairs = verify(
+        vs.sketches, rep_rows, lo, hi, score_floor(cfg.threshold), view, threads, progress
+    )
     a_idx, b_idx, scores, estimates = pairs
     result.near_pairs = PairSet.from_arrays(
         view, "minhash", rep_idx[a_idx], rep_idx[b_idx], scores, estimates

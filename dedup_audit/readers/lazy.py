@@ -166,7 +166,9 @@ class ParquetSource(RowSource):
 
         self.path = path
         self._file = pq.ParquetFile(path)
-        sizes = [self._file.metadata.row_group(i).num_rows for i in range(self._file.num_row_groups)]
+        sizes = [
+            self._file.metadata.row_group(i).num_rows for i in range(self._file.num_row_groups)
+        ]
         self._bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         self.n = int(self._bounds[-1])
 
@@ -207,7 +209,9 @@ class LazyRecords(Sequence[Record]):
         ids = self._ids(lo, rows)
         src = str(self.source.path)
         recs = [
-            Record(lo + k, ids[k], row, build_sample(row, self.spec, self.source.where(lo + k)), src)
+            Record(
+                lo + k, ids[k], row, build_sample(row, self.spec, self.source.where(lo + k)), src
+            )
             for k, row in enumerate(rows)
         ]
         self._cache[b] = recs

@@ -109,7 +109,7 @@ def _where(raw: RawFile, i: int) -> str:
     return f"{raw.path}: row {i}"
 
 
-LAZY_BYTES = 256 * 2**20
+LAZY_BYTES = 64 * 2**20
 """A single JSON Lines, JSON array or Parquet file larger than this is read lazily
 (`readers.lazy`): rows are parsed batch by batch when needed instead of held in memory."""
 
