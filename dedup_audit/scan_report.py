@@ -31,12 +31,13 @@ def _round(x: float | None) -> float | None:
 def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     """One row per removed record for removed.jsonl: who, why, which kept record it matched,
     the evidence, and the original row so nothing is lost."""
-    from dedup_audit.readers.lazy import fetch
+    from dedup_audit.readers.lazy import map_records
 
     removed = result.removed
-    recs = fetch(
+    recs = map_records(
         result.dataset.records,
         [i for d in removed for i in (d.index, d.kept_twin, d.via) if i is not None],
+        lambda r: r,
     )
     best: dict[int, AgainstHit] = {}
     for h in result.against:  # the hit the decision was made on: the best score per record
@@ -237,11 +238,18 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
     if max_clusters is not None:
         clusters = clusters[:max_clusters]
-    from dedup_audit.readers.lazy import fetch
+    from dedup_audit.readers.lazy import map_records
 
-    needed = [m for c in clusters for m in c.members] + [h.index for h in result.against]
-    recs = fetch(ds.records, needed)  # one ordered pass, also for lazily read data
-    keys = {m: sample_key(recs[m].sample) for c in clusters for m in c.members}
+    # one ordered pass over the records shown (also for lazily read data), keeping only
+    # what the report needs of each: (id, content key) of cluster members, texts of hits
+    members = map_records(
+        ds.records, [m for c in clusters for m in c.members], lambda r: (r.id, sample_key(r.sample))
+    )
+    hit_info = map_records(
+        ds.records,
+        [h.index for h in result.against],
+        lambda r: (r.id, {v: view_text(r.sample, v) for v in {h.view for h in result.against}}),
+    )
     spanning = cluster_spanning_edges(clusters)
     removed = len(result.removed)
     near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
@@ -275,7 +283,9 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 "view": c.view,
                 "kind": c.kind,
                 "size": c.size,
-                "members": [{"index": m, "id": recs[m].id, "key": keys[m]} for m in c.members],
+                "members": [
+                    {"index": m, "id": members[m][0], "key": members[m][1]} for m in c.members
+                ],
                 "edges": len(c.edges),
                 # the strongest edges that connect the cluster (a maximum spanning tree):
                 # enough evidence to explain every member without listing all pairs
@@ -290,14 +300,14 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
         "scored_pairs_file": PAIRS_FILE,
         "contamination": [
             {
-                "id": recs[h.index].id,
+                "id": hit_info[h.index][0],
                 "index": h.index,
                 "reference": h.reference,
                 "reference_id": h.ref_id,
                 "method": h.method,
                 "view": h.view,
                 "score": _round(h.score),
-                "text": view_text(recs[h.index].sample, h.view),
+                "text": hit_info[h.index][1][h.view],
                 "reference_text": h.ref_text,
             }
             for h in result.against

@@ -335,3 +335,18 @@ def test_scan_lexical_skips_first_turn_for_single_turn_data() -> None:
     assert set(res) == {"prompt", "first_turn"}
     whole = scan_lexical(conv.records, ["first_turn"], NormalizeConfig(), CFG)
     assert np.array_equal(res["first_turn"].exact_hash, whole["first_turn"].exact_hash)
+
+
+def test_the_parquet_pair_store_rethresholds_exactly(tmp_path: Path) -> None:
+    """Scores are stored unrounded: re-thresholding a saved scan at its own threshold gives
+    back its decisions exactly, and a higher threshold equals a fresh scan at it."""
+    from dedup_audit.saved_scan import load_scan
+
+    data = DATA / "minhash_gpteacher_300.json"
+    cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
+    first = scan(data, cfg)
+    write_scan_report(first, tmp_path / "s")
+    saved = load_scan(tmp_path / "s" / "report.json", data)
+    assert saved.rethreshold(near=0.7).decisions == first.decisions
+    fresh = scan(data, ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.85)))
+    assert saved.rethreshold(near=0.85).decisions == fresh.decisions

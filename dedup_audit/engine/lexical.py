@@ -25,6 +25,7 @@ from dedup_audit.detect.minhash import lsh_bands, score_floor
 from dedup_audit.engine import bands as banding
 from dedup_audit.engine.cross import Matches, SketchTable
 from dedup_audit.engine.kernels import Sketches, SketchParams, intersect, sketch
+from dedup_audit.engine.store import release
 from dedup_audit.progress import progress_bar
 from dedup_audit.records import PairSet
 from dedup_audit.views import shingle_mode
@@ -32,8 +33,8 @@ from dedup_audit.views import shingle_mode
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-VERIFY_CHUNK = 1_000_000
-"""Candidate pairs verified per step (bounds the temporary arrays)."""
+VERIFY_CHUNK = 200_000
+"""Candidate pairs verified per step (bounds the temporary arrays: ~150 MB at 128 slots)."""
 
 
 def sketch_params(mode: str, cfg: MinHashConfig, *, near: bool = True) -> SketchParams:
@@ -185,7 +186,8 @@ def lexical_from_sketch(
     rep_idx, rep_rows = rep_idx[keep], rep_rows[keep]
     if len(rep_idx) < 2:
         return result
-    keys = vs.sketches.keys[rep_rows]
+    keys = np.asarray(vs.sketches.keys[rep_rows])
+    release(vs.sketches.keys)
     bar = None
     if progress:
         from dedup_audit.progress import stage_bar
@@ -239,6 +241,7 @@ def verify(
         keep_hi.append(chi[ok])
         scores.append(ratio[ok])
         estimates.append(agree / float(sk.sig.shape[1]))
+        release(sk.sig, sk.shingles)
     if not keep_lo:
         empty = np.empty(0, np.int64)
         return empty, empty, np.empty(0), np.empty(0)

@@ -10,10 +10,14 @@ value is a pure function of the text.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import tempfile
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,11 +59,104 @@ class Budget:
         usable = (engine.memory_mb - 384) * 2**20  # interpreter, libraries, the records' index
         per_row = views * (num_perm * 4 + 18 * 8 + 24 + 8 * 200)  # sig, keys, exact, shingles
         batch = engine.batch_rows or int(min(50_000, max(2_000, usable // 8 // per_row)))
-        return cls(batch_rows=batch, store_bytes=max(1, usable // 2 // max(views, 1)))
+        return cls(batch_rows=batch, store_bytes=max(1, usable // 4 // max(views, 1)))
 
 
 def _normalized(records: Sequence[Record], view: str, cfg: NormalizeConfig) -> list[str]:
     return [normalize(view_text(r.sample, view), cfg) for r in records]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a batch needs besides its records: the same for every batch of a run."""
+
+    views: tuple[str, ...]
+    normalize: NormalizeConfig
+    minhash: MinHashConfig
+    modes: dict[str, str]
+    near: bool
+    threads: int
+
+
+def sketch_batch(
+    records: Sequence[Record], job: _Job, first_turn_if_differs: bool
+) -> dict[str, ViewSketch | None]:
+    """Sketch every view of one batch of records: a pure function of the records and the job.
+
+    With `first_turn_if_differs`, the first_turn view is sketched only when it differs from
+    the prompt view somewhere in the batch (else None: single-turn data needs no fourth view).
+    """
+    out: dict[str, ViewSketch | None] = {}
+    prompt: list[str] | None = None
+    for view in job.views:
+        texts = _normalized(records, view, job.normalize)
+        if view == "prompt":
+            prompt = texts
+        if view == "first_turn" and first_turn_if_differs and texts == prompt:
+            out[view] = None
+            continue
+        out[view] = sketch_view(
+            texts, job.modes[view], job.minhash, threads=job.threads, near=job.near
+        )
+    return out
+
+
+_FORKED: tuple[Sequence[Record], _Job] | None = None
+"""The records and job a forked worker inherits (set just before the pool forks)."""
+
+
+def _forked_batch(lo: int, hi: int, first_turn_if_differs: bool) -> dict[str, ViewSketch | None]:
+    assert _FORKED is not None
+    records, job = _FORKED
+    return sketch_batch(records[lo:hi], job, first_turn_if_differs)
+
+
+def _batches(
+    records: Sequence[Record],
+    job: _Job,
+    bounds: list[tuple[int, int]],
+    first_turn_if_differs: bool,
+    processes: int,
+) -> Iterator[dict[str, ViewSketch | None]]:
+    """Each batch's sketches, in order: inline (threads inside the C calls), or on forked
+    worker processes, which also spread the per-record Python (parsing, views, normalising)
+    over the cores. At most `processes + 1` batches are in flight, so memory stays bounded."""
+    if processes <= 1 or len(bounds) <= 1:
+        for lo, hi in bounds:
+            yield sketch_batch(records[lo:hi], job, first_turn_if_differs)
+        return
+    import multiprocessing
+
+    global _FORKED
+    _FORKED = (records, dataclasses.replace(job, threads=1))
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pending: deque[Any] = deque()
+            todo = iter(bounds)
+            for lo, hi in itertools.islice(todo, processes + 1):
+                pending.append(pool.apply_async(_forked_batch, (lo, hi, first_turn_if_differs)))
+            while pending:
+                result = pending.popleft().get()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.apply_async(_forked_batch, (*nxt, first_turn_if_differs)))
+                yield result
+    finally:
+        _FORKED = None
+
+
+def _processes(records: Sequence[Record], threads: int) -> int:
+    """Worker processes for sketching: only where fork exists and the records can be read
+    from a forked child (in-memory lists, or JSON Lines read with pread)."""
+    import multiprocessing
+
+    from dedup_audit.readers.lazy import LazyRecords
+
+    if threads <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if isinstance(records, LazyRecords) and not records.source.fork_safe:
+        return 1
+    return threads
 
 
 def scan_lexical(
@@ -89,55 +186,57 @@ def scan_lexical(
     if hint is not None:
         hint.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dedup-audit-", dir=hint) as tmp:
+        # every view's shingle mode from its first texts, decided once for the whole run
+        head = records[: min(n, 2000)]
         modes: dict[str, str] = {}
-        stores: dict[str, SketchStore] = {}
+        for view in views:
+            forced = index.modes.get(view) if index is not None else None
+            modes[view] = forced or shingle_mode(_normalized(head, view, normalize_cfg), minhash)
+        stores = {
+            view: SketchStore(
+                sketch_params(modes[view], minhash, near=near), budget.store_bytes, Path(tmp) / view
+            )
+            for view in views
+        }
         row_of: dict[str, list[np.ndarray]] = {v: [] for v in views}
         same_as_prompt = skip_first_turn_if_prompt and "first_turn" in views and "prompt" in views
+        job = _Job(tuple(views), normalize_cfg, minhash, modes, near, threads)
         bar = stage_bar(total=n, desc="sketch", unit="rec") if progress else None
 
-        def add(view: str, texts: list[str]) -> None:
-            if view not in modes:
-                forced = index.modes.get(view) if index is not None else None
-                modes[view] = forced or shingle_mode(texts, minhash)
-                params = sketch_params(modes[view], minhash, near=near)
-                stores[view] = SketchStore(params, budget.store_bytes, Path(tmp) / view)
-            vs = sketch_view(texts, modes[view], minhash, threads=threads, near=near)
+        def add(view: str, vs: ViewSketch) -> None:
             first = stores[view].add(vs.sketches)
             row_of[view].append(np.where(vs.row_of >= 0, vs.row_of + first, -1))
 
+        bounds = [(lo, min(lo + budget.batch_rows, n)) for lo in range(0, n, budget.batch_rows)]
         deferred: list[tuple[int, int]] = []  # batches whose first turn equalled the prompt
-        for start in range(0, n, budget.batch_rows):
-            batch = records[start : start + budget.batch_rows]
-            prompt: list[str] | None = None
-            for view in views:
+        for (lo, hi), out in zip(
+            bounds,
+            _batches(records, job, bounds, same_as_prompt, _processes(records, threads)),
+            strict=True,
+        ):
+            for view, vs in out.items():
                 if view == "first_turn" and same_as_prompt:
-                    texts = _normalized(batch, view, normalize_cfg)
-                    if texts == prompt:
-                        deferred.append((start, start + len(batch)))
+                    if vs is None:
+                        deferred.append((lo, hi))
                         continue
                     same_as_prompt = False
-                    for lo, hi in deferred:  # rare: mixed data whose first batches were single-turn
-                        add(view, _normalized(records[lo:hi], view, normalize_cfg))
+                    for dlo, dhi in deferred:  # rare: mixed data, first batches single-turn
+                        only = dataclasses.replace(job, views=("first_turn",))
+                        again = sketch_batch(records[dlo:dhi], only, False)["first_turn"]
+                        assert again is not None
+                        add(view, again)
                     deferred = []
-                    add(view, texts)
-                    continue
-                texts = _normalized(batch, view, normalize_cfg)
-                if view == "prompt":
-                    prompt = texts
-                add(view, texts)
+                assert vs is not None
+                add(view, vs)
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(hi - lo)
         if bar is not None:
             bar.close()
         results: dict[str, LexicalResult] = {}
         for view in views:
             if view == "first_turn" and same_as_prompt:
                 continue
-            if view not in stores:  # no records at all
-                store = SketchStore(sketch_params("word", minhash, near=near), 0)
-                modes[view] = "word"
-            else:
-                store = stores[view]
+            store = stores[view]
             rows = np.concatenate(row_of[view]) if row_of[view] else np.empty(0, np.int64)
             vs = ViewSketch(modes[view], store.params, store.finish(), rows)
             res = lexical_from_sketch(

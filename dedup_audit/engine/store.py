@@ -93,3 +93,18 @@ def _memmap(path: Path, dtype: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
     if 0 in shape or os.path.getsize(path) == 0:
         return np.empty(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def release(*arrays: Any) -> None:
+    """Drop the pages of spilled (memory-mapped) arrays from this process's resident set once
+    a step is done with them; the OS keeps them in its page cache, so a re-read is cheap. RAM
+    arrays are left alone. This is what keeps peak RSS at the budget while verification reads
+    scattered signatures and shingles of a spilled view."""
+    import mmap
+
+    for arr in arrays:
+        base = arr
+        while base is not None and not isinstance(base, mmap.mmap):
+            base = getattr(base, "_mmap", None) or getattr(base, "base", None)
+        if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            base.madvise(mmap.MADV_DONTNEED)

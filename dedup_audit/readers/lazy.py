@@ -34,6 +34,7 @@ class RowSource:
 
     path: Path
     n: int
+    fork_safe = False  # can a forked child read rows (no shared file offset or thread pool)?
 
     def rows(self, lo: int, hi: int) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -46,7 +47,10 @@ class RowSource:
 
 
 class JsonlSource(RowSource):
-    """JSON Lines: byte offsets of every non-blank line, found with one buffered pass."""
+    """JSON Lines: byte offsets of every non-blank line, found with one buffered pass. Rows
+    are read with pread, so forked workers can share the open file."""
+
+    fork_safe = True
 
     def __init__(self, path: Path, lines_path: Path | None = None, spill: bool = False) -> None:
         self.path = path
@@ -100,8 +104,9 @@ class JsonlSource(RowSource):
     def rows(self, lo: int, hi: int) -> list[dict[str, Any]]:
         if lo >= hi:
             return []
-        self._fh.seek(int(self._starts[lo]))
-        data = self._fh.read(int(self._ends[hi - 1] - self._starts[lo]))
+        data = os.pread(
+            self._fh.fileno(), int(self._ends[hi - 1] - self._starts[lo]), int(self._starts[lo])
+        )
         base = int(self._starts[lo])
         texts = [
             data[int(a) - base : int(b) - base].decode("utf-8", errors="strict").rstrip("\r")
@@ -265,3 +270,11 @@ def fetch(records: Sequence[Record], indices: Iterable[int]) -> dict[int, Record
     if isinstance(records, LazyRecords):
         return records.fetch(indices)
     return {i: records[i] for i in set(indices)}
+
+
+def map_records(
+    records: Sequence[Record], indices: Iterable[int], fn: Callable[[Record], Any]
+) -> dict[int, Any]:
+    """fn(record) at scattered indices, keeping only the results: one ordered pass for lazily
+    read data, and never more than a batch of Records alive at a time."""
+    return {i: fn(records[i]) for i in sorted(set(indices))}
