@@ -9,7 +9,9 @@ import click
 
 from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
+    echo_warnings,
     input_options,
+    input_paths,
     load_input,
     load_references,
     scan_config_from,
@@ -35,10 +37,10 @@ def default_output(data: Path) -> Path:
     "--removed",
     "removed_path",
     type=click.Path(path_type=Path),
-    help="Record of removals (default: OUTPUT.removed.jsonl).",
+    help="Record of removals, JSONL (default: OUTPUT.removed.jsonl beside OUTPUT).",
 )
 @click.option(
-    "--report-dir", type=click.Path(path_type=Path), help="Also write report.json/.md here."
+    "--report-dir", type=click.Path(path_type=Path), help="Also write report.json, report.md and report.html here."
 )
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @handle_errors
@@ -59,15 +61,24 @@ def clean(
       dedup-audit clean train.json --against test.jsonl --against-column prompt=question
     """
     from dedup_audit.errors import ConfigError
+    from dedup_audit.pipeline import REPORT_FILES, default_removed_path
     from dedup_audit.pipeline import clean as run_clean
+    from dedup_audit.writers import OutputPlan
     from dedup_audit.scan_report import build_report, terminal_summary
 
     config = scan_config_from(kw)
-    dataset = load_input(kw)
     if output is None:
         if kw["data"] is None:
             raise ConfigError("with --dataset-info, give the cleaned file with -o/--output")
         output = default_output(kw["data"])
+    # every output is checked before any work; pipeline.clean checks again against the files
+    # actually read and commits all outputs together at the end
+    plan = OutputPlan(input_paths(kw), force)
+    plan.file(output, "-o/--output", may_be_dir=output.is_dir())
+    plan.file(removed_path or default_removed_path(output), "--removed")
+    if report_dir is not None:
+        plan.folder(report_dir, "--report-dir", REPORT_FILES)
+    dataset = load_input(kw)
     result = run_clean(
         dataset,
         output,
@@ -78,9 +89,12 @@ def clean(
         references=load_references(kw),
         progress=not kw["quiet"],
     )
+    report = build_report(result.scan)
+    echo_warnings(report)
     if not kw["quiet"]:
-        click.echo(terminal_summary(build_report(result.scan)), nl=False)
+        click.echo(terminal_summary(report), nl=False)
     click.echo(
         f"Kept {result.kept} of {result.kept + result.removed} rows -> {result.output}; "
         f"removed {result.removed} -> {result.removed_path}"
+        + (f"; report: {report_dir / 'report.html'}" if report_dir is not None else "")
     )

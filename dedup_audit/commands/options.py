@@ -60,7 +60,11 @@ input_options = _apply(
             help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA.",
         ),
         click.option("--dataset", "dataset_name", help="Entry of --dataset-info to load."),
-        click.option("--id-column", help="Column holding a stable record id (default: file:row)."),
+        click.option(
+            "--id-column",
+            help="Column holding a stable record id (default: an `id` column when it is "
+            "unique, else FILE:N, N = the row's position counted from 0).",
+        ),
         click.option(
             "--column",
             "columns",
@@ -254,6 +258,18 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
         seed=kw["seed"],
         against=tuple(str(p) for p in kw["against"]),
     )
+
+
+def echo_warnings(report: dict[str, Any]) -> None:
+    """A scan's warnings on stderr, whatever the verbosity: -q hides the summary, not these."""
+    for warning in report.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def input_paths(kw: dict[str, Any]) -> list[Path]:
+    """The files a scan/clean reads, as given (for checking outputs before anything is read)."""
+    given = [kw["data"], kw["dataset_info"], *kw["against"]]
+    return [Path(p) for p in given if p is not None]
 
 
 def load_input(kw: dict[str, Any]) -> Any:

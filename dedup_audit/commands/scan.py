@@ -9,7 +9,9 @@ import click
 
 from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
+    echo_warnings,
     input_options,
+    input_paths,
     load_input,
     load_references,
     scan_config_from,
@@ -27,7 +29,7 @@ from dedup_audit.commands.options import (
     type=click.Path(path_type=Path),
     default=Path("dedup-audit-scan"),
     show_default=True,
-    help="Folder for report.json and report.md.",
+    help="Folder for report.json, report.md and report.html.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
 @click.option(
@@ -43,7 +45,8 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
 
     Scans the full conversation, the prompt (system + user turns) and the response view,
     reports SFT cluster kinds (exact, near, semantic, conflicting, canned) and writes
-    OUTPUT/report.json and OUTPUT/report.md. DATA is never modified.
+    OUTPUT/report.json, OUTPUT/report.md and OUTPUT/report.html (open it in a browser).
+    DATA is never modified.
 
     \b
     Examples:
@@ -51,22 +54,26 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan --dataset-info data/dataset_info.json --dataset alpaca_en_demo
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
     """
-    from dedup_audit.errors import OutputError
+    from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
-    targets = [outdir / "report.json", outdir / "report.md"]
-    if not force and any(t.exists() for t in targets):
-        raise OutputError(f"{outdir}: a report already exists there; pass --force to overwrite")
+    plan = OutputPlan(input_paths(kw), force)
+    plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work: a doomed write fails now
     dataset = load_input(kw)
-    if any(Path(p).resolve() == outdir.resolve() for p in dataset.paths):
-        raise OutputError(f"{outdir}: --output must not be the input")
+    plan = OutputPlan([Path(p) for p in dataset.paths], force)
+    plan.folder(outdir, "-o/--output", REPORT_FILES)
     result = run_scan(dataset, config, references=load_references(kw), progress=not kw["quiet"])
-    report = write_scan_report(result, outdir)
+    reports: list[dict[str, Any]] = []
+    with plan:
+        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.commit()
+    echo_warnings(reports[0])
     if not kw["quiet"]:
-        click.echo(terminal_summary(report, result), nl=False)
-        click.echo(f"Report: {targets[0]} and {targets[1]}")
+        click.echo(terminal_summary(reports[0], result), nl=False)
+        click.echo(f"Report: {outdir / 'report.html'} (also report.json, report.md)")
     if fail_over is not None and result.duplicate_ratio > fail_over:
         click.echo(
             f"Duplicate ratio {result.duplicate_ratio:.4f} exceeds --fail-over {fail_over}",

@@ -65,7 +65,37 @@ def data_files(path: Path) -> tuple[list[Path], str]:
     return [path], file_type_of(path)
 
 
+AUTO_ID_COLUMN = "id"
+
+
+def auto_id_column(rows: list[dict[str, Any]]) -> str | None:
+    """`id` when every row has a non-empty, unique `id` (then it is the id people already use);
+    None otherwise, and ids fall back to FILE:N positions."""
+    seen: set[str] = set()
+    for row in rows:
+        value = row.get(AUTO_ID_COLUMN)
+        if value is None or value == "" or isinstance(value, dict | list):
+            return None
+        key = str(value)
+        if key in seen:
+            return None
+        seen.add(key)
+    return AUTO_ID_COLUMN if rows else None
+
+
+def describe_ids(id_column: str | None) -> str:
+    """What a record id means, in words, for reports."""
+    if id_column is not None:
+        return f"ids are the values of the {id_column!r} column"
+    return (
+        "ids are FILE:N where N is the row's position in the file counted from 0 "
+        "(row N+1 when counted from 1); N is not a line number"
+    )
+
+
 def _ids(raws: list[RawFile], id_column: str | None, wheres: list[str]) -> list[str]:
+    """FILE:N positions (N from 0, stable across tools: loss files key on them), or the values
+    of `id_column`, which must be present and unique."""
     if id_column is None:
         return [f"{raw.path.name}:{i}" for raw in raws for i in range(len(raw.rows))]
     ids: list[str] = []
@@ -164,6 +194,8 @@ def load_dataset(
     else:
         spec = detect_spec(rows, label, format)
     check_columns(spec, keys, label)
+    if id_column is None:
+        id_column = auto_id_column(rows)
     ids = _ids(raws, id_column, wheres)
     records: list[Record] = []
     sources = [str(raw.path) for raw in raws for _ in raw.rows]
@@ -184,4 +216,5 @@ def load_dataset(
         columns=dict(spec.columns),
         tags=dict(spec.tags),
         writer_hints=hints,
+        id_column=id_column,
     )
