@@ -284,7 +284,9 @@ def clean(
     rdir = Path(report_dir) if report_dir else None
     refs = [Path(p) for ref in (references or {}).values() for p in ref.paths]
     plan = OutputPlan([*(Path(p) for p in dataset.paths), *refs], force)
-    plan.file(out, "-o/--output", may_be_dir=dataset.file_type == "hf_disk")
+    from dedup_audit.readers.arrowio import is_hf_disk
+
+    plan.file(out, "-o/--output", may_be_dir=is_hf_disk(out))
     target_type(out, dataset.file_type)
     plan.file(removed_out, "--removed")
     if rdir is not None:

@@ -125,7 +125,7 @@ def read_scan_report(path: Path) -> dict[str, Any]:
         report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read the scan report ({exc})") from exc
-    if report.get("schema") != SCHEMA:
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
     sidecar = path.parent / report.get("scored_pairs_file", PAIRS_FILE)
     scored: dict[str, list[list[Any]]] = {v: [] for v in report["summary"]["views"]}

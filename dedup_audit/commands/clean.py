@@ -74,7 +74,10 @@ def clean(
     # every output is checked before any work; pipeline.clean checks again against the files
     # actually read and commits all outputs together at the end
     plan = OutputPlan(input_paths(kw), force)
-    plan.file(output, "-o/--output", may_be_dir=output.is_dir())
+    from dedup_audit.readers.arrowio import is_hf_disk
+
+    # a save_to_disk folder may be replaced by a cleaned one; any other folder is refused
+    plan.file(output, "-o/--output", may_be_dir=is_hf_disk(output))
     plan.file(removed_path or default_removed_path(output), "--removed")
     if report_dir is not None:
         plan.folder(report_dir, "--report-dir", REPORT_FILES)

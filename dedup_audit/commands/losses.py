@@ -50,7 +50,7 @@ from dedup_audit.cli import handle_errors
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     default=Path("losses.jsonl"),
     show_default=True,
     help="Loss rows (JSONL).",

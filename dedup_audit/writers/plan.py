@@ -53,10 +53,15 @@ def check_writable(path: Path, flag: str, *, folder: bool = False) -> None:
         if not folder and path.is_dir():
             raise OutputError(f"{what}: is a folder; give a file path")
     where = path if folder and path.is_dir() else _existing_ancestor(path)
-    if not os.access(where, os.W_OK | os.X_OK):
+    # a real probe, not os.access: it also catches read-only mounts, and root on a 0555 folder
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dedup-audit-probe.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
         raise OutputError(
-            f"{what}: cannot write in {where} (permission denied); choose a writable folder"
-        )
+            f"{what}: cannot write in {where} ({exc.strerror or exc}); choose a writable folder"
+        ) from None
 
 
 @dataclass
@@ -143,7 +148,9 @@ class OutputPlan:
         try:
             tmp = self._temp(target, directory=directory)
         except OSError as exc:
-            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(
+                f"{target}: cannot write ({exc.strerror or exc}); nothing was written"
+            ) from None
         self._staged.append(_Staged(target, tmp, directory))
         return tmp
 
@@ -156,7 +163,9 @@ class OutputPlan:
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
         except OSError as exc:
-            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            raise OutputError(
+                f"{target}: cannot write ({exc.strerror or exc}); nothing was written"
+            ) from None
 
     def stage_text(self, target: str | Path, text: str) -> None:
         self.stage_bytes(target, text.encode("utf-8"))
@@ -173,7 +182,10 @@ class OutputPlan:
                     continue
                 self._staged.append(_Staged(folder / entry.name, entry, entry.is_dir()))
         except OSError as exc:
-            raise OutputError(f"{folder}: cannot write ({exc.strerror or exc})") from None
+            name = f" {Path(exc.filename).name}" if exc.filename else ""
+            raise OutputError(
+                f"{folder}: cannot write{name} ({exc.strerror or exc}); nothing was written"
+            ) from None
         finally:
             self._staging_dirs.append(tmp)
 
