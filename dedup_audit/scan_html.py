@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -114,40 +115,40 @@ def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None =
 
 
 def histogram_svg(scores: list[float], threshold: float, *, title: str) -> str:
-    """Bars of `scores` in BIN-wide bins from the lowest bin to 1.0, pairs at or above the
-    threshold in red, and a dashed line at the threshold."""
+    """Bars of `scores` in BIN-wide bins laid out from the threshold (so it is always a bin
+    edge), red from the threshold up, and a dashed line at the threshold."""
     lo = min(min(scores), threshold)
-    first = int(lo / BIN + 1e-9)
-    n_bins = max(1, int(round(1.0 / BIN)) - first + 1)
+    below = math.ceil((threshold - lo) / BIN - 1e-9)
+    above = max(1, math.ceil((1.0 - threshold) / BIN - 1e-9))
+    n_bins = below + above
     counts = [0] * n_bins
     for s in scores:
-        k = min(n_bins - 1, max(0, int(s / BIN + 1e-9) - first))
-        counts[k] += 1
+        k = below + math.floor((s - threshold) / BIN)  # s >= threshold <=> k >= below
+        counts[min(n_bins - 1, max(0, k))] += 1
+    start = threshold - below * BIN
     width, height, pad = 560, 180, 34
     bar_w = (width - 2 * pad) / n_bins
     top = max(counts)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
-        f'role="img" aria-label="{_e(title)}">'
-    ]
+    parts = [f'<svg width="{width}" height="{height + 30}" role="img" aria-label="{_e(title)}">']
     for k, c in enumerate(counts):
         if not c:
             continue
         h = (height - pad) * c / top
         x = pad + k * bar_w
-        cls = "bar in" if (first + k) * BIN + 1e-9 >= threshold else "bar"
+        cls = "bar in" if k >= below else "bar"
+        lo_edge, hi_edge = start + k * BIN, start + (k + 1) * BIN
         parts.append(
             f'<rect class="{cls}" x="{x:.1f}" y="{height - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-            f'height="{h:.1f}"><title>{(first + k) * BIN:.2f}–{(first + k + 1) * BIN:.2f}: '
-            f"{c} pairs</title></rect>"
+            f'height="{h:.1f}" data-count="{c}"><title>{lo_edge:.2f}–{hi_edge:.2f}: {c} pairs'
+            "</title></rect>"
         )
-    tx = pad + (threshold / BIN - first) * bar_w
+    tx = pad + below * bar_w
     parts.append(
         f'<line class="threshold" x1="{tx:.1f}" y1="{pad / 2:.1f}" x2="{tx:.1f}" y2="{height}" />'
         f'<text x="{tx + 3:.1f}" y="{pad / 2 + 10:.1f}">threshold {threshold:g}</text>'
         f'<line x1="{pad}" y1="{height}" x2="{width - pad}" y2="{height}" stroke="#999" />'
-        f'<text x="{pad}" y="{height + 16}">{first * BIN:.2f}</text>'
-        f'<text x="{width - pad - 20}" y="{height + 16}">1.00</text>'
+        f'<text x="{pad}" y="{height + 16}">{start:.2f}</text>'
+        f'<text x="{width - pad - 20}" y="{height + 16}">{start + n_bins * BIN:.2f}</text>'
         f'<text x="4" y="{pad}">{top}</text>'
     )
     parts.append("</svg>")
