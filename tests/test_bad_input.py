@@ -501,3 +501,88 @@ def test_missing_folders_are_created_and_no_temp_file_lingers(tmp_path: Path) ->
         "b/c",
         "b/c/removed.jsonl",
     ]
+
+
+# --- Issue 12 item 6: messages that help -------------------------------------------------------
+
+
+def test_truncated_json_says_it_looks_truncated(tmp_path: Path) -> None:
+    data = (LF / "alpaca_en_demo.json").read_text(encoding="utf-8")
+    inside_string = data[: data.index('"output": "') + len('"output": "Sur')]
+    path = tmp_path / "cut.json"
+    path.write_text(inside_string, encoding="utf-8")
+    line = inside_string.count("\n") + 1
+    expect(InputError, path, f"malformed JSON at line {line}", "looks truncated", "get the whole")
+    between_rows = data[: data.index("},", 2000) + 2]
+    path.write_text(between_rows, encoding="utf-8")
+    expect(InputError, path, "the file ends too early", "looks truncated")
+
+
+def test_json_syntax_errors_name_the_likely_cause(tmp_path: Path) -> None:
+    text = (LF / "identity.json").read_text(encoding="utf-8")
+    cases = {
+        "comma.json": (text.replace("}\n]", "},\n]", 1), "a trailing comma before ] or }"),
+        "quote.json": (text.replace('"input": ""', "'input': \"\"", 1), "single-quoted keys"),
+    }
+    for name, (broken, cause) in cases.items():
+        assert broken != text
+        expect(InputError, dump_text(tmp_path / name, broken), cause)
+
+
+def dump_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_forced_format_that_does_not_fit_names_the_one_that_does(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    msg = expect(FormatError, LF / "alpaca_en_demo.json", "look like alpaca", format="sharegpt")
+    assert "--column" not in msg  # the old hint (--column prompt=input ...) then failed too
+    expect(
+        FormatError,
+        IO / "dummy_conversation.json",
+        "--format alpaca needs an 'instruction' column",
+        "look like sharegpt data: drop --format (auto-detect) or pass --format sharegpt",
+        format="alpaca",
+    )
+    # and the fix it names works
+    res = CliRunner().invoke(
+        cli, ["scan", str(LF / "alpaca_en_demo.json"), "--format", "alpaca", "-q", "-o", str(tmp_path)]
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_json_and_parquet_outputs_get_their_own_removal_records(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    src = LF / "identity.json"
+    for suffix in ("json", "parquet"):
+        out = tmp_path / f"identity.clean.{suffix}"
+        res = CliRunner().invoke(cli, ["clean", str(src), "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        assert f"-> {out}.removed.jsonl" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "identity.clean.json",
+        "identity.clean.json.removed.jsonl",
+        "identity.clean.parquet",
+        "identity.clean.parquet.removed.jsonl",
+    ]
+
+
+def test_calibrate_prints_thresholds_in_words_not_a_dict(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    runner = CliRunner()
+    out = tmp_path / "scan"
+    assert runner.invoke(cli, ["scan", str(LF / "identity.json"), "-o", str(out), "-q"]).exit_code == 0
+    res = runner.invoke(cli, ["calibrate", "--report", str(out / "report.json"), "--margin", "0.001"])
+    assert res.exit_code == 0, res.output
+    assert "No scored pair within ±0.001 of the thresholds (minhash 0.8)." in res.output
+    assert "{" not in res.output
