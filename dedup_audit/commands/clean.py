@@ -14,6 +14,7 @@ from dedup_audit.commands.options import (
     input_paths,
     load_input,
     load_references,
+    run_stages,
     scan_config_from,
     scan_options,
 )
@@ -63,6 +64,7 @@ def clean(
     from dedup_audit.errors import ConfigError
     from dedup_audit.pipeline import REPORT_FILES, default_removed_path
     from dedup_audit.pipeline import clean as run_clean
+    from dedup_audit.progress import run_progress
     from dedup_audit.writers import OutputPlan
     from dedup_audit.scan_report import build_report, terminal_summary
 
@@ -81,17 +83,18 @@ def clean(
     plan.file(removed_path or default_removed_path(output), "--removed")
     if report_dir is not None:
         plan.folder(report_dir, "--report-dir", REPORT_FILES)
-    dataset = load_input(kw)
-    result = run_clean(
-        dataset,
-        output,
-        config,
-        removed_path=removed_path,
-        report_dir=report_dir,
-        force=force,
-        references=load_references(kw),
-        progress=not kw["quiet"],
-    )
+    with run_progress(run_stages(config), enabled=not kw["quiet"]):
+        dataset = load_input(kw)
+        result = run_clean(
+            dataset,
+            output,
+            config,
+            removed_path=removed_path,
+            report_dir=report_dir,
+            force=force,
+            references=load_references(kw),
+            progress=not kw["quiet"],
+        )
     report = build_report(result.scan)
     echo_warnings(report)
     if not kw["quiet"]:

@@ -260,6 +260,13 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
     )
 
 
+def run_stages(config: ScanConfig) -> list[tuple[str, str | None]]:
+    """The stages a scan/clean with this config runs, for the run's progress and ETA."""
+    from dedup_audit.progress import scan_stages
+
+    return scan_stages(config.views, near=config.near, semantic=config.semantic.enabled)
+
+
 def echo_warnings(report: dict[str, Any]) -> None:
     """A scan's warnings on stderr, whatever the verbosity: -q hides the summary, not these."""
     for warning in report.get("warnings", []):

@@ -14,6 +14,7 @@ from dedup_audit.commands.options import (
     input_paths,
     load_input,
     load_references,
+    run_stages,
     scan_config_from,
     scan_options,
 )
@@ -57,15 +58,18 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.progress import run_progress
     from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
     plan = OutputPlan(input_paths(kw), force)
     plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work: a doomed write fails now
-    dataset = load_input(kw)
-    plan = OutputPlan([Path(p) for p in dataset.paths], force)
-    plan.folder(outdir, "-o/--output", REPORT_FILES)
-    result = run_scan(dataset, config, references=load_references(kw), progress=not kw["quiet"])
+    with run_progress(run_stages(config), enabled=not kw["quiet"]):
+        dataset = load_input(kw)
+        plan = OutputPlan([Path(p) for p in dataset.paths], force)
+        plan.folder(outdir, "-o/--output", REPORT_FILES)
+        refs = load_references(kw)
+        result = run_scan(dataset, config, references=refs, progress=not kw["quiet"])
     reports: list[dict[str, Any]] = []
     with plan:
         plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
