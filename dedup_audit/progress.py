@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -33,18 +33,18 @@ STAGE_LABELS = {
 
 
 def _split(desc: str) -> tuple[str, str]:
-    """"minhash[full]" -> ("minhash", "full"); "loading" -> ("loading", "")."""
+    """ "minhash[full]" -> ("minhash", "full"); "loading" -> ("loading", "")."""
     kind, _, rest = desc.partition("[")
     return kind, rest.rstrip("]")
 
 
 def format_seconds(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 @dataclass
@@ -82,7 +82,11 @@ class RunProgress:
         views = {s.view for s in self.stages}
         view = arg if arg in views else None
         for i, stage in enumerate(self.stages):
-            if stage.started is None and stage.kind == kind and (view is None or stage.view == view):
+            if (
+                stage.started is None
+                and stage.kind == kind
+                and (view is None or stage.view == view)
+            ):
                 stage.started = self.clock()
                 self.current = stage
                 return f"[{i + 1}/{len(self.stages)}] {stage.label}"
@@ -169,7 +173,7 @@ def progress_bar(
         yield from tqdm(items, desc=desc, total=total, file=sys.stderr, leave=False)
         return
     label = run.begin(desc)
-    if total is None and hasattr(items, "__len__"):
+    if total is None and isinstance(items, Sized):
         total = len(items)
     # the bar's own time-left is left out: the run's ETA (postfix) is the one to read
     fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"

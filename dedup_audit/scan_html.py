@@ -188,7 +188,9 @@ def _summary(report: dict[str, Any]) -> str:
         rows,
         numeric={2, 3, 4, 6},
     )
-    legend = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in KIND_LEGEND.items() if k in seen)
+    legend = "".join(
+        f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in KIND_LEGEND.items() if k in seen
+    )
     reasons = _table(
         ["reason", "rows"],
         [[_e(r), str(n)] for r, n in s["removed_by_reason"].items()],

@@ -355,7 +355,9 @@ def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) 
         if not clusters:
             continue
         raw = result.views[view].raw
-        lines.append(f"Largest {view}-view clusters ({_shown(len(clusters), len(every), 'clusters')}):")
+        lines.append(
+            f"Largest {view}-view clusters ({_shown(len(clusters), len(every), 'clusters')}):"
+        )
         for c in clusters:
             label = kind_label(c.kind, {p.method for p in c.pairs})
             lines.append(f"  #{c.id} {label} x{c.size}")

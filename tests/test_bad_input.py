@@ -334,7 +334,11 @@ def _cases(tmp: Path, saved: Path) -> list[tuple[str, list[str], list[str]]]:
     return [
         ("scan -o under a file", ["scan", data, "-o", under], ["-o/--output", "is a file"]),
         ("scan -o is a file", ["scan", data, "-o", str(afile)], ["-o/--output", "give a folder"]),
-        ("scan -o read-only", ["scan", data, "-o", str(ro / "out")], ["-o/--output", "cannot write"]),
+        (
+            "scan -o read-only",
+            ["scan", data, "-o", str(ro / "out")],
+            ["-o/--output", "cannot write"],
+        ),
         ("scan -o has a report", ["scan", data, "-o", str(scandir)], ["report.json", "--force"]),
         ("clean -o under a file", ["clean", data, "-o", f"{under}/c.json"], ["is a file"]),
         ("clean -o is a folder", ["clean", data, "-o", str(scandir)], ["give a file path"]),
@@ -550,7 +554,8 @@ def test_forced_format_that_does_not_fit_names_the_one_that_does(tmp_path: Path)
     )
     # and the fix it names works
     res = CliRunner().invoke(
-        cli, ["scan", str(LF / "alpaca_en_demo.json"), "--format", "alpaca", "-q", "-o", str(tmp_path)]
+        cli,
+        ["scan", str(LF / "alpaca_en_demo.json"), "--format", "alpaca", "-q", "-o", str(tmp_path)],
     )
     assert res.exit_code == 0, res.output
 
@@ -581,8 +586,12 @@ def test_calibrate_prints_thresholds_in_words_not_a_dict(tmp_path: Path) -> None
 
     runner = CliRunner()
     out = tmp_path / "scan"
-    assert runner.invoke(cli, ["scan", str(LF / "identity.json"), "-o", str(out), "-q"]).exit_code == 0
-    res = runner.invoke(cli, ["calibrate", "--report", str(out / "report.json"), "--margin", "0.001"])
+    assert (
+        runner.invoke(cli, ["scan", str(LF / "identity.json"), "-o", str(out), "-q"]).exit_code == 0
+    )
+    res = runner.invoke(
+        cli, ["calibrate", "--report", str(out / "report.json"), "--margin", "0.001"]
+    )
     assert res.exit_code == 0, res.output
     assert "No scored pair within ±0.001 of the thresholds (minhash 0.8)." in res.output
     assert "{" not in res.output

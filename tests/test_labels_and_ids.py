@@ -87,7 +87,10 @@ def test_conflicting_and_canned_clusters_are_not_counted_as_duplicates(tmp_path:
     assert "conflicting: same prompt, different answers: reported, not removed" in output
     assert "| prompt | word | 0 | 362 | 0 | conflicting: 19 | 0 |" in md
     full = report["summary"]["views"]["full"]
-    assert f"({full['records_in_clusters_by_kind']['near'] - full['clusters_by_kind']['near']} duplicate rows)" in output
+    assert (
+        f"({full['records_in_clusters_by_kind']['near'] - full['clusters_by_kind']['near']} duplicate rows)"
+        in output
+    )
     # canned only when the answers are the same; near-identical answers say so
     assert "  response   canned 3, canned~near 1  (0 duplicate rows)" in output
     assert "canned~near: near-identical answers to different prompts" in output
@@ -107,7 +110,7 @@ def test_contamination_is_not_called_duplicates(tmp_path: Path) -> None:
     ]
     src = tmp_path / "train.json"
     src.write_text(json.dumps(train, indent=2), encoding="utf-8")
-    output, report, md = _scan(
+    output, _, md = _scan(
         tmp_path, str(src), "--against", str(DATA / "gsm8k_test_60.jsonl"), "--views", "full"
     )
     assert "Duplicates" not in output

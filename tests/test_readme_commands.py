@@ -19,7 +19,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_OPTIONS = {"-o", "--output", "--removed", "--report-dir", "--cache-dir"}
-LINKED = ("Makefile", "pyproject.toml", "constraints-cpu.txt", ".venv", "dedup_audit", "sample_data")
+LINKED = (
+    "Makefile",
+    "pyproject.toml",
+    "constraints-cpu.txt",
+    ".venv",
+    "dedup_audit",
+    "sample_data",
+)
 
 
 def bash_blocks(readme: str) -> list[tuple[str, list[str]]]:
@@ -60,9 +67,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     for name in LINKED:
         if (ROOT / name).exists():
             (work / name).symlink_to(ROOT / name)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "OUT")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "OUT")}
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
     env["DEDUP_AUDIT_CACHE"] = str(tmp_path / "cache")
     env["HOME"] = str(tmp_path / "home")
@@ -107,5 +112,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     assert "dedup-audit scan sample_data/alpaca_en_demo.json -o out/alpaca" in ran
     assert "dedup-audit scan sample_data/self_cognition.json --semantic -o out/semantic" in ran
     assert "dedup-audit calibrate --report out/scan/report.json" in ran
-    assert all("data.json" in s or "train.json" in s or "saves/" in s or "llamafactory" in s
-               for s in skipped), skipped
+    assert all(
+        "data.json" in s or "train.json" in s or "saves/" in s or "llamafactory" in s
+        for s in skipped
+    ), skipped

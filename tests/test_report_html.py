@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser_session, severe_console_errors
 from dedup_audit.report.html import render_html
 from dedup_audit.report.report_json import build_report, write_report
+from tests.browser import browser_session, severe_console_errors
 
 RUN = Path(__file__).parents[1] / "sample_data" / "run"
 

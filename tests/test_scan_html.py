@@ -57,7 +57,9 @@ def test_scan_html_shows_clusters_removals_and_histogram(browser: Any, near_run:
         for line in (near_run / "clean.json.removed.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     assert severe_console_errors(browser, page) == []
-    sections = _js(browser, "return Array.from(document.querySelectorAll('section')).map(s => s.id);")
+    sections = _js(
+        browser, "return Array.from(document.querySelectorAll('section')).map(s => s.id);"
+    )
     assert sections == ["summary", "clusters", "removals", "similarity"]
     headline = browser.find_element("id", "headline").text
     assert f"{report['summary']['rows']} rows" in headline
@@ -125,9 +127,7 @@ def test_scan_html_shows_clusters_removals_and_histogram(browser: Any, near_run:
 
 
 @pytest.mark.slow
-def test_scan_html_puts_contamination_beside_the_reference(
-    browser: Any, tmp_path: Path
-) -> None:
+def test_scan_html_puts_contamination_beside_the_reference(browser: Any, tmp_path: Path) -> None:
     test_rows = [
         json.loads(line)
         for line in (DATA / "gsm8k_test_60.jsonl").read_text(encoding="utf-8").splitlines()
@@ -176,7 +176,9 @@ def test_marked_words_are_the_differences() -> None:
     b = "Answer this question: what is 2 + 4?"
     assert marked(a, b) == "Answer <mark>the</mark> question: what is 2 + <mark>3</mark>?"
     assert marked(b, b) == "Answer this question: what is 2 + 4?"
-    assert marked("<b>&", "x") == "<mark>&lt;</mark><mark>b</mark><mark>&gt;</mark><mark>&amp;</mark>"
+    assert (
+        marked("<b>&", "x") == "<mark>&lt;</mark><mark>b</mark><mark>&gt;</mark><mark>&amp;</mark>"
+    )
 
 
 def test_histogram_splits_at_the_threshold() -> None:

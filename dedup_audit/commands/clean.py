@@ -41,7 +41,9 @@ def default_output(data: Path) -> Path:
     help="Record of removals, JSONL (default: OUTPUT.removed.jsonl beside OUTPUT).",
 )
 @click.option(
-    "--report-dir", type=click.Path(path_type=Path), help="Also write report.json, report.md and report.html here."
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    help="Also write report.json, report.md and report.html here.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @handle_errors
@@ -65,8 +67,8 @@ def clean(
     from dedup_audit.pipeline import REPORT_FILES, default_removed_path
     from dedup_audit.pipeline import clean as run_clean
     from dedup_audit.progress import run_progress
-    from dedup_audit.writers import OutputPlan
     from dedup_audit.scan_report import build_report, terminal_summary
+    from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
     if output is None:

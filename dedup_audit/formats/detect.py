@@ -183,7 +183,9 @@ def detect_spec(rows: Sequence[Mapping[str, Any]], file: str, fmt: str = "auto")
         return _conv_spec(fmt, rows, keys, key)
     if fmt == "alpaca":
         if "instruction" not in keys:
-            raise _forced_mismatch(rows, file, keys, "--format alpaca needs an 'instruction' column")
+            raise _forced_mismatch(
+                rows, file, keys, "--format alpaca needs an 'instruction' column"
+            )
         return Spec("alpaca", "alpaca", _alpaca_columns(keys, file, need_response=True))
     if fmt == "text":
         if "text" not in keys:

@@ -39,8 +39,10 @@ def _likely_cause(err: json.JSONDecodeError, line: int | None) -> str:
     if msg.startswith("Unterminated string"):
         if line is None and "\n" not in doc[pos:].rstrip("\n"):
             return f"the file ends inside a string: {truncated}"
-        return "a string is not closed: a missing or unescaped double quote (write \\\" inside strings)"
-    if not rest or msg.startswith("Expecting value") and pos >= len(doc.rstrip()):
+        return (
+            'a string is not closed: a missing or unescaped double quote (write \\" inside strings)'
+        )
+    if not rest or (msg.startswith("Expecting value") and pos >= len(doc.rstrip())):
         return f"the file ends too early: {truncated}"
     if msg.startswith("Invalid control character"):
         return "a raw newline or tab inside a string; write it as \\n or \\t"
@@ -62,8 +64,7 @@ def _likely_cause(err: json.JSONDecodeError, line: int | None) -> str:
 def _malformed(path: Path, err: json.JSONDecodeError, line: int | None = None) -> InputError:
     where = f"line {line}, column {err.colno}" if line else f"line {err.lineno}, column {err.colno}"
     return InputError(
-        f"{path}: malformed JSON at {where} (char {err.pos}): {err.msg}; "
-        f"{_likely_cause(err, line)}"
+        f"{path}: malformed JSON at {where} (char {err.pos}): {err.msg}; {_likely_cause(err, line)}"
     )
 
 

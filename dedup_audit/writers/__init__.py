@@ -14,12 +14,12 @@ from dedup_audit.writers.plan import OutputPlan, check_writable
 
 __all__ = [
     "OutputPlan",
-    "check_writable",
-    "stage_dataset",
     "atomic_write_bytes",
     "atomic_write_dir",
     "atomic_write_text",
     "check_output_path",
+    "check_writable",
+    "stage_dataset",
     "target_type",
     "write_dataset",
     "write_jsonl",

@@ -105,9 +105,7 @@ def _hf_disk_filler(
     return fill
 
 
-def _payload(
-    dataset: Dataset, keep: Sequence[int], out: Path
-) -> bytes | Callable[[Path], None]:
+def _payload(dataset: Dataset, keep: Sequence[int], out: Path) -> bytes | Callable[[Path], None]:
     """The output's bytes, or (for a save_to_disk folder) a function that fills a folder."""
     by_index = {r.index: r for r in dataset.records}
     wanted = sorted(set(keep))

@@ -11,6 +11,7 @@ plan created, and says which output and why in one line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -136,7 +137,9 @@ class OutputPlan:
     def _temp(self, target: Path, *, directory: bool) -> Path:
         self._mkdirs(target.parent)
         if directory:
-            return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            return Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            )
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         return Path(name)
@@ -170,7 +173,7 @@ class OutputPlan:
     def stage_text(self, target: str | Path, text: str) -> None:
         self.stage_bytes(target, text.encode("utf-8"))
 
-    def stage_folder(self, folder: str | Path, fill: Callable[[Path], None]) -> None:
+    def stage_folder(self, folder: str | Path, fill: Callable[[Path], object]) -> None:
         """Run `fill(temp_folder)`; each file it writes there becomes folder/<name> at commit."""
         folder = Path(folder)
         tmp = self.stage_path(folder / ".dedup-audit-staging", directory=True)
@@ -205,7 +208,9 @@ class OutputPlan:
                     os.replace(s.temp, s.target)
         except OSError as exc:
             self.discard()
-            raise OutputError(f"cannot write the outputs ({exc}); nothing else was changed") from None
+            raise OutputError(
+                f"cannot write the outputs ({exc}); nothing else was changed"
+            ) from None
         for d in self._staging_dirs:
             shutil.rmtree(d, ignore_errors=True)
         self._staged.clear()
@@ -221,10 +226,8 @@ class OutputPlan:
             shutil.rmtree(d, ignore_errors=True)
         self._staged.clear()
         for d in reversed(self._made):
-            try:
+            with contextlib.suppress(OSError):  # not empty: something else wrote there
                 d.rmdir()
-            except OSError:
-                pass
         self._made.clear()
 
     def __enter__(self) -> OutputPlan:
