@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 
 # A Chrome/Chromium already on the machine is used (tests/browser.py finds it: $CHROME_BIN,
 # PATH, the usual install folders). Only where none is found and apt is the platform's package
-# tool are Debian's chromium + chromedriver installed (no upgrade of what is installed already).
+# tool are Debian's chromium + chromedriver installed (without recommended extras).
 browser: setup
 	@$(BIN)/python tests/browser.py --check || { \
 	  if command -v apt-get >/dev/null 2>&1; then \
