@@ -251,12 +251,15 @@ def _removals(result: ScanResult, rows: list[int]) -> str:
     recs = result.dataset.records
     removed = result.removed
     body = []
+    hits = {h.index: h for h in reversed(result.against)}  # first hit per training row
     for d in removed[:MAX_REMOVALS]:
-        twin = (
-            f"row {rows[d.kept_twin]} · {_e(recs[d.kept_twin].id)}"
-            if d.kept_twin is not None
-            else "–"
-        )
+        hit = hits.get(d.index) if d.kind == "contamination" else None
+        if d.kept_twin is not None:
+            twin = f"row {rows[d.kept_twin]} · {_e(recs[d.kept_twin].id)}"
+        elif hit is not None:  # removed for contamination: its twin is the reference item
+            twin = f"{_e(hit.ref_id)} <span class=\"muted\">(reference)</span>"
+        else:
+            twin = "–"
         via = f"row {rows[d.via]} · {_e(recs[d.via].id)}" if d.via is not None else "–"
         body.append(
             [
@@ -324,8 +327,9 @@ def _histograms(report: dict[str, Any], result: ScanResult) -> str:
             )
     if not figs:
         figs.append(
-            '<p class="muted">No MinHash or embedding pair was scored (exact duplicates only, or '
-            "near/semantic detection was off).</p>"
+            '<p class="muted">No MinHash candidate or embedding neighbour pair was scored in any '
+            "view: no near-duplicate candidates were found, or near/semantic detection was off."
+            "</p>"
         )
     return f'<section id="similarity"><h2>Similarity distribution</h2>{"".join(figs)}</section>'
 

@@ -156,6 +156,18 @@ def test_scan_html_puts_contamination_beside_the_reference(browser: Any, tmp_pat
         assert hit["reference_id"] in right and method == hit["method"]
     questions = {test_rows[i]["question"].split("?")[0][:40] for i in (3, 17)}
     assert all(any(q in right for _, right, _ in cells) for q in questions)
+    # each contamination removal names the reference item it matched as its twin
+    first_hit: dict[int, dict[str, Any]] = {}
+    for hit in report["contamination"]:
+        first_hit.setdefault(hit["index"], hit)
+    twins = _js(
+        browser,
+        "return Array.from(document.querySelectorAll('#removals tbody tr'))"
+        ".map(r => [r.cells[0].innerText, r.cells[5].innerText]);",
+    )
+    assert twins == [
+        [str(i + 1), f"{h['reference_id']} (reference)"] for i, h in sorted(first_hit.items())
+    ]
     # the headline counts the contamination removals, not "duplicates"
     assert "removes 2 " in browser.find_element("id", "headline").text
 
