@@ -257,7 +257,7 @@ def _removals(result: ScanResult, rows: list[int]) -> str:
         if d.kept_twin is not None:
             twin = f"row {rows[d.kept_twin]} · {_e(recs[d.kept_twin].id)}"
         elif hit is not None:  # removed for contamination: its twin is the reference item
-            twin = f"{_e(hit.ref_id)} <span class=\"muted\">(reference)</span>"
+            twin = f'{_e(hit.ref_id)} <span class="muted">(reference)</span>'
         else:
             twin = "–"
         via = f"row {rows[d.via]} · {_e(recs[d.via].id)}" if d.via is not None else "–"
