@@ -169,6 +169,9 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 sorted(Counter(c.kind for c in clusters for _ in c.members).items())
             ),
             "redundant_records": sum(c.size - 1 for c in clusters),
+            # rows beyond the first of each exact/near/semantic cluster: what clean removes
+            # when this is the dedup view (conflicting and canned clusters are kept)
+            "duplicate_rows": sum(c.size - 1 for c in clusters if c.kind in DUPLICATE_KINDS),
             "empty_texts": sum(1 for t in vs.normalized if not t),
         }
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))

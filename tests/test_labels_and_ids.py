@@ -83,6 +83,7 @@ def test_conflicting_and_canned_clusters_are_not_counted_as_duplicates(tmp_path:
     prompt = report["summary"]["views"]["prompt"]
     assert prompt["clusters_by_kind"] == {"conflicting": 19}
     assert prompt["redundant_records"] > 0  # report.json's raw count of rows in clusters - 1
+    assert prompt["duplicate_rows"] == 0  # ... and the count that means what clean removes
     assert "  prompt     conflicting 19  (0 duplicate rows)" in output
     assert "conflicting: same prompt, different answers: reported, not removed" in output
     assert "| prompt | word | 0 | 362 | 0 | conflicting: 19 | 0 |" in md

@@ -80,6 +80,6 @@ def rethreshold(
     if not quiet:
         click.echo(terminal_summary(report, result), nl=False)
     click.echo(
-        f"Rethresholded: {len(saved.removed)} -> {len(result.removed)} redundant rows; "
+        f"Rethresholded: rows clean removes {len(saved.removed)} -> {len(result.removed)}; "
         f"report in {outdir}"
     )
