@@ -94,13 +94,22 @@ def _hf_disk_filler(
     split = dataset.writer_hints.get("split") if dataset.file_type == "hf_disk" else None
 
     def fill(tmp: Path) -> None:
-        if split is None:
-            ds.save_to_disk(str(tmp))
-            return
-        whole = datasets.load_from_disk(dataset.paths[0])
-        parts = {name: whole[name] for name in whole}
-        parts[split] = ds
-        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        # no "Saving the dataset" bars: writing is not a stage of its own, and -q means quiet
+        from datasets.utils import logging as ds_logging
+
+        was_on = ds_logging.is_progress_bar_enabled()
+        ds_logging.disable_progress_bar()
+        try:
+            if split is None:
+                ds.save_to_disk(str(tmp))
+                return
+            whole = datasets.load_from_disk(dataset.paths[0])
+            parts = {name: whole[name] for name in whole}
+            parts[split] = ds
+            datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        finally:
+            if was_on:
+                ds_logging.enable_progress_bar()
 
     return fill
 
