@@ -349,9 +349,12 @@ class CleanResult:
 
 
 def default_removed_path(output: Path) -> Path:
-    """data.clean.json -> data.clean.removed.jsonl, beside the cleaned output."""
-    name = output.name if output.is_dir() or not output.suffix else output.stem
-    return output.with_name(f"{name}.removed.jsonl")
+    """data.clean.json -> data.clean.json.removed.jsonl, beside the cleaned output. The full
+    name is kept so data.clean.json and data.clean.parquet never share one record."""
+    return output.with_name(f"{output.name}.removed.jsonl")
+
+
+REPORT_FILES = ("report.json", "report.md", "report.html", "pairs.parquet")
 
 
 def clean(
@@ -375,19 +378,24 @@ def clean(
     Output paths are checked before any work, every file is written atomically, and the input is
     never touched. kept + removed == input is checked before anything is written.
     """
+    import json
+
     from dedup_audit.scan_report import removed_rows, write_scan_report
-    from dedup_audit.writers import check_output_path, write_dataset, write_jsonl
+    from dedup_audit.writers import OutputPlan, stage_dataset, target_type
 
     dataset = load(data, **load_kwargs)
     out = Path(output)
     removed_out = Path(removed_path) if removed_path else default_removed_path(out)
-    inputs = [Path(p) for p in dataset.paths]
-    for path in (out, removed_out):
-        check_output_path(path, inputs, force)
-    if out.resolve() == removed_out.resolve():
-        from dedup_audit.errors import OutputError
+    rdir = Path(report_dir) if report_dir else None
+    refs = [Path(p) for ref in (references or {}).values() for p in ref.paths]
+    plan = OutputPlan([*(Path(p) for p in dataset.paths), *refs], force)
+    from dedup_audit.readers.arrowio import is_hf_disk
 
-        raise OutputError(f"{out}: the cleaned output and --removed must be different files")
+    plan.file(out, "-o/--output", may_be_dir=is_hf_disk(out))
+    target_type(out, dataset.file_type)
+    plan.file(removed_out, "--removed")
+    if rdir is not None:
+        plan.folder(rdir, "--report-dir", REPORT_FILES)
     result = scan(
         dataset,
         config,
@@ -402,9 +410,15 @@ def clean(
     kept, removed = result.kept_indices, result.removed
     if sorted(kept + [d.index for d in removed]) != list(range(len(dataset.records))):
         raise RuntimeError("internal error: kept + removed != input; nothing was written")
-    write_dataset(dataset, kept, out, force=force)
-    write_jsonl(removed_out, removed_rows(result))
-    rdir = Path(report_dir) if report_dir else None
-    if rdir is not None:
-        write_scan_report(result, rdir)
+    rows = removed_rows(result)
+    with plan:
+        # every output is written to a temporary name first and renamed only when all are
+        # written, so a failure leaves neither a cleaned file without its record nor a half report
+        stage_dataset(plan, dataset, kept, out)
+        plan.stage_text(
+            removed_out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        )
+        if rdir is not None:
+            plan.stage_folder(rdir, lambda tmp: write_scan_report(result, tmp))
+        plan.commit()
     return CleanResult(result, out, removed_out, rdir)

@@ -250,6 +250,7 @@ class Dataset:
     columns: dict[str, str] = field(default_factory=dict)  # LLaMA-Factory column map in use
     tags: dict[str, str] = field(default_factory=dict)  # LLaMA-Factory role/content tags in use
     writer_hints: dict[str, Any] = field(default_factory=dict)  # e.g. json indent, csv dialect
+    id_column: str | None = None  # the column the ids come from; None: FILE:N positions
 
     def __len__(self) -> int:
         return len(self.records)

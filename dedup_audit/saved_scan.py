@@ -25,6 +25,8 @@ def load_scan(
             raise InputError(f"{report_path}: the scan read several files; pass the data again")
         data = Path(paths[0])
         load_kwargs.setdefault("format", report["dataset"]["format"])
+    if report["dataset"].get("id_column"):
+        load_kwargs.setdefault("id_column", report["dataset"]["id_column"])
     dataset = load(data, **load_kwargs)
     if len(dataset.records) != report["dataset"]["rows"]:
         raise InputError(

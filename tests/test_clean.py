@@ -22,7 +22,7 @@ def test_clean_alpaca_round_trip_and_removal_record(sample_dir: Path, tmp_path: 
     out = tmp_path / "alpaca.clean.json"
     res = clean(src, out)
     assert _sha(src) == before  # the input is never touched
-    assert res.removed_path == tmp_path / "alpaca.clean.removed.jsonl"
+    assert res.removed_path == tmp_path / "alpaca.clean.json.removed.jsonl"
 
     rows = json.loads(src.read_text(encoding="utf-8"))
     kept = json.loads(out.read_text(encoding="utf-8"))
@@ -108,7 +108,7 @@ def test_clean_refuses_to_overwrite_input_or_existing_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "identity.json",
         "out.json",
-        "out.removed.jsonl",
+        "out.json.removed.jsonl",
     ]
 
 

@@ -27,9 +27,11 @@ def test_scan_writes_reports_and_prints_summary(
     out = tmp_path / "scan"
     res = runner.invoke(cli, ["scan", str(sample_dir / "alpaca_en_demo.json"), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "Duplicates (full view): 14 of 999 rows redundant (1.4%)" in res.output
+    assert "Rows clean removes: 14 of 999 (1.4%)" in res.output
     assert "  exact:full               14" in res.output
-    assert "Largest full-view clusters:" in res.output
+    assert "Largest full-view clusters (3 of 13 clusters shown):" in res.output
+    assert "    row 399    alpaca_en_demo.json:398 " in res.output  # 1-based row beside the id
+    assert "N is not a line number" in res.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["schema"] == "dedup-audit/scan" and report["version"] == 1
     assert report["summary"]["removed_by_reason"] == {"exact:full": 14}
@@ -39,7 +41,8 @@ def test_scan_writes_reports_and_prints_summary(
     again = runner.invoke(cli, ["scan", str(sample_dir / "alpaca_en_demo.json"), "-o", str(out)])
     assert again.exit_code == 2
     assert (
-        again.output == f"Error: {out}: a report already exists there; pass --force to overwrite\n"
+        again.output
+        == f"Error: -o/--output {out}: report.json already exists there; pass --force to overwrite\n"
     )
 
 
@@ -68,7 +71,7 @@ def test_clean_cli_with_dataset_info(runner: CliRunner, sample_dir: Path, tmp_pa
     )
     assert res.exit_code == 0, res.output
     assert res.output == (
-        f"Kept 985 of 999 rows -> {out}; removed 14 -> {tmp_path / 'alpaca.clean.removed.jsonl'}\n"
+        f"Kept 985 of 999 rows -> {out}; removed 14 -> {tmp_path / 'alpaca.clean.json.removed.jsonl'}\n"
     )
 
 
@@ -227,7 +230,7 @@ def test_against_reports_both_sides_and_clean_removes(
     assert res.exit_code == 0, res.output
     removed = [
         json.loads(line)
-        for line in (tmp_path / "clean.removed.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (tmp_path / "clean.json.removed.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     assert {r["id"] for r in removed} == {"train.json:300", "train.json:301"}
     assert {r["reason"] for r in removed} == {"against:gsm8k_test_60.jsonl"}
@@ -246,9 +249,9 @@ def test_semantic_scan_and_clean_from_the_cli(
     assert plain.exit_code == 0 and res.exit_code == 0, res.output
     removed = [
         json.loads(line)
-        for line in (tmp_path / "sem.removed.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (tmp_path / "sem.json.removed.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    plain_removed = (tmp_path / "plain.removed.jsonl").read_text(encoding="utf-8").splitlines()
+    plain_removed = (tmp_path / "plain.json.removed.jsonl").read_text(encoding="utf-8").splitlines()
     semantic = [r for r in removed if r["reason"] == "semantic:full"]
     assert len(removed) > len(plain_removed) and semantic
     for r in semantic:
@@ -279,7 +282,7 @@ def test_semantic_scan_warns_when_the_english_model_meets_cjk_text(
         cli, [*args, str(sample_dir / "self_cognition.json"), "-o", str(tmp_path / "zh")]
     )
     assert zh.exit_code == 0, zh.output
-    assert "Note: the full view(s) are mostly CJK text" in zh.output
+    assert "Warning: the full view(s) are mostly CJK text" in zh.output
     rows = json.loads((sample_dir / "alpaca_en_demo.json").read_text(encoding="utf-8"))[:60]
     english = tmp_path / "english.json"
     english.write_text(json.dumps(rows), encoding="utf-8")

@@ -10,41 +10,18 @@ import pytest
 
 from dedup_audit.report.html import render_html
 from dedup_audit.report.report_json import build_report, write_report
+from tests.browser import browser_session, severe_console_errors
 
 RUN = Path(__file__).parents[1] / "sample_data" / "run"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
-        "--window-size=1200,2000",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    yield driver
-    driver.quit()
+    yield from browser_session(tmp_path_factory.mktemp("chrome-profile"))
 
 
 def _open(browser, path: Path) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
-    browser.get(path.resolve().as_uri())
-    browser.execute_script("return document.readyState")
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    return severe_console_errors(browser, path)
 
 
 def _images(browser) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
@@ -53,6 +30,7 @@ def _images(browser) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     )
 
 
+@pytest.mark.slow
 def test_full_report_renders_with_all_plots(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rep = build_report(RUN, data=RUN / "train.json")
     paths = write_report(rep, tmp_path / "out")
@@ -86,6 +64,7 @@ def test_full_report_renders_with_all_plots(browser, tmp_path: Path) -> None:  #
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_logs_only_report_shows_what_is_missing(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rep = build_report(RUN / "trainer_log.jsonl")
     (tmp_path / "r.html").write_text(render_html(rep), encoding="utf-8")

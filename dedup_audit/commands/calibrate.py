@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from dedup_audit.cli import handle_errors
+
 
 @click.command(
     "calibrate",
@@ -53,6 +55,7 @@ Examples:
 @click.option(
     "--limit", type=int, default=20, show_default=True, help="Borderline pairs shown per method."
 )
+@handle_errors
 def calibrate(
     threshold: float | None,
     num_perm: int | None,
@@ -97,7 +100,8 @@ def calibrate(
     ids = _record_ids(report)
     groups = borderline_pairs(pairs_from_report(report), thresholds, margin=margin, limit=limit)
     if not groups:
-        click.echo(f"\nNo scored pair within {margin} of {thresholds}.")
+        near = ", ".join(f"{m} {t}" for m, t in thresholds.items())
+        click.echo(f"\nNo scored pair within ±{margin} of the thresholds ({near}).")
     for method, group in groups.items():
         click.echo(f"\nBorderline {method} pairs (threshold {thresholds[method]}, ±{margin}):")
         for pair in group:

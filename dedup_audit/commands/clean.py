@@ -9,10 +9,13 @@ import click
 
 from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
-    engine_config_from,
+    check_index_output,
+    echo_warnings,
     input_options,
+    input_paths,
     load_input,
     load_references,
+    run_stages,
     scan_config_from,
     scan_options,
 )
@@ -36,10 +39,12 @@ def default_output(data: Path) -> Path:
     "--removed",
     "removed_path",
     type=click.Path(path_type=Path),
-    help="Record of removals (default: OUTPUT.removed.jsonl).",
+    help="Record of removals, JSONL (default: OUTPUT.removed.jsonl beside OUTPUT).",
 )
 @click.option(
-    "--report-dir", type=click.Path(path_type=Path), help="Also write report.json/.md here."
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    help="Also write report.json, report.md and report.html here.",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @handle_errors
@@ -60,31 +65,46 @@ def clean(
       dedup-audit clean train.json --against test.jsonl --against-column prompt=question
     """
     from dedup_audit.errors import ConfigError
+    from dedup_audit.pipeline import REPORT_FILES, default_removed_path
     from dedup_audit.pipeline import clean as run_clean
+    from dedup_audit.progress import run_progress
     from dedup_audit.scan_report import build_report, terminal_summary
+    from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
-    dataset = load_input(kw)
     if output is None:
         if kw["data"] is None:
             raise ConfigError("with --dataset-info, give the cleaned file with -o/--output")
         output = default_output(kw["data"])
-    result = run_clean(
-        dataset,
-        output,
-        config,
-        removed_path=removed_path,
-        report_dir=report_dir,
-        force=force,
-        references=load_references(kw),
-        progress=not kw["quiet"],
-        engine=engine_config_from(kw),
-        index=kw["index_dir"],
-        save_index=kw["save_index"],
-    )
+    # every output is checked before any work; pipeline.clean checks again against the files
+    # actually read and commits all outputs together at the end
+    plan = OutputPlan(input_paths(kw), force)
+    from dedup_audit.readers.arrowio import is_hf_disk
+
+    # a save_to_disk folder may be replaced by a cleaned one; any other folder is refused
+    plan.file(output, "-o/--output", may_be_dir=is_hf_disk(output))
+    plan.file(removed_path or default_removed_path(output), "--removed")
+    if report_dir is not None:
+        plan.folder(report_dir, "--report-dir", REPORT_FILES)
+    check_index_output(kw["save_index"], force)
+    with run_progress(run_stages(config), enabled=not kw["quiet"]):
+        dataset = load_input(kw)
+        result = run_clean(
+            dataset,
+            output,
+            config,
+            removed_path=removed_path,
+            report_dir=report_dir,
+            force=force,
+            references=load_references(kw),
+            progress=not kw["quiet"],
+        )
+    report = build_report(result.scan)
+    echo_warnings(report)
     if not kw["quiet"]:
-        click.echo(terminal_summary(build_report(result.scan)), nl=False)
+        click.echo(terminal_summary(report), nl=False)
     click.echo(
         f"Kept {result.kept} of {result.kept + result.removed} rows -> {result.output}; "
         f"removed {result.removed} -> {result.removed_path}"
+        + (f"; report: {report_dir / 'report.html'}" if report_dir is not None else "")
     )

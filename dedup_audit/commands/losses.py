@@ -50,7 +50,7 @@ from dedup_audit.cli import handle_errors
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     default=Path("losses.jsonl"),
     show_default=True,
     help="Loss rows (JSONL).",
@@ -87,16 +87,16 @@ def losses(
       dedup-audit losses saves/lora --dataset-info data/dataset_info.json --dataset my_sft \\
           --device cuda --batch-size 32 -o out/losses.jsonl
     """
-    from dedup_audit.errors import ConfigError, OutputError
+    from dedup_audit.errors import ConfigError
     from dedup_audit.memorization.scorer import score_run, write_loss_rows
+    from dedup_audit.writers import OutputPlan
 
     if data is None and not (dataset_info and dataset_name):
         raise ConfigError("pass --data FILE, or --dataset-info FILE with --dataset NAME")
-    if output.exists() and not force:
-        raise OutputError(f"{output} exists; pass --force to overwrite")
-    for given in (data, heldout, dataset_info):
-        if given is not None and given.resolve() == output.resolve():
-            raise OutputError(f"{output}: --output must not be an input file")
+    # the output is checked before any model is loaded (the run folder may hold it: the
+    # report looks for RUN/losses.jsonl); it is written to a temporary name and renamed last
+    plan = OutputPlan([p for p in (data, heldout, dataset_info) if p is not None], force)
+    plan.file(output, "-o/--output")
     rows = score_run(
         run_dir,
         data,
@@ -110,7 +110,10 @@ def losses(
         template=template,
         progress=not quiet,
     )
-    write_loss_rows(rows, output, force=force)
+    with plan:
+        tmp = plan.stage_path(output)
+        write_loss_rows(rows, tmp, force=True)
+        plan.commit()
     if not quiet:
         click.echo(summary(rows, output), nl=False)
 

@@ -61,7 +61,11 @@ input_options = _apply(
             help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA.",
         ),
         click.option("--dataset", "dataset_name", help="Entry of --dataset-info to load."),
-        click.option("--id-column", help="Column holding a stable record id (default: file:row)."),
+        click.option(
+            "--id-column",
+            help="Column holding a stable record id (default: an `id` column when it is "
+            "unique, else FILE:N, N = the row's position counted from 0).",
+        ),
         click.option(
             "--column",
             "columns",
@@ -287,6 +291,39 @@ def engine_config_from(kw: dict[str, Any]) -> EngineConfig:
         memory_mb=kw["memory_mb"],
         work_dir=str(kw["work_dir"]) if kw["work_dir"] else None,
     )
+
+
+def run_stages(config: ScanConfig) -> list[tuple[str, str | None]]:
+    """The stages a scan/clean with this config runs, for the run's progress and ETA."""
+    from dedup_audit.progress import scan_stages
+
+    return scan_stages(config.views, near=config.near, semantic=config.semantic.enabled)
+
+
+def echo_warnings(report: dict[str, Any]) -> None:
+    """A scan's warnings on stderr, whatever the verbosity: -q hides the summary, not these."""
+    for warning in report.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def input_paths(kw: dict[str, Any]) -> list[Path]:
+    """The files a scan/clean reads, as given (for checking outputs before anything is read)."""
+    given = [kw["data"], kw["dataset_info"], *kw["against"]]
+    return [Path(p) for p in given if p is not None]
+
+
+def check_index_output(path: Path | None, force: bool) -> None:
+    """--save-index is checked before any work, like every other output."""
+    from dedup_audit.errors import OutputError
+
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: --save-index must be a folder, and a file is there")
+    if path.exists() and any(path.iterdir()) and not force:
+        raise OutputError(
+            f"{path}: --save-index already holds an index; pass --force to replace it"
+        )
 
 
 def load_input(kw: dict[str, Any]) -> Any:

@@ -90,7 +90,11 @@ def report(
     """
     from dedup_audit.report.report_json import build_report, write_report
     from dedup_audit.report.summary import summary_text
+    from dedup_audit.writers import OutputPlan
 
+    given = (data, losses, scan_report, heldout, training_args)
+    plan = OutputPlan([p for p in given if p is not None], force)
+    plan.folder(outdir, "-o/--output", ("report.json", "report.html"))  # before any work
     rep = build_report(
         run,
         data=data,
@@ -101,7 +105,10 @@ def report(
         view=view,
         progress=not quiet,
     )
-    paths = write_report(rep, outdir, force=force)
+    with plan:
+        plan.stage_folder(outdir, lambda tmp: write_report(rep, tmp, force=True))
+        plan.commit()
+    paths = {"json": outdir / "report.json", "html": outdir / "report.html"}
     if not quiet:
         click.echo(summary_text(rep), nl=False)
         click.echo(f"Wrote {paths['json']} and {paths['html']}")

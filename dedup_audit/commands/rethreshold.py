@@ -24,7 +24,7 @@ from dedup_audit.cli import handle_errors
     "outdir",
     type=click.Path(path_type=Path),
     required=True,
-    help="Folder for the new report.json and report.md.",
+    help="Folder for the new report.json, report.md and report.html.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
@@ -49,17 +49,20 @@ def rethreshold(
       dedup-audit scan data.json -o out/scan --threshold 0.7
       dedup-audit rethreshold out/scan/report.json --threshold 0.85 -o out/scan85
     """
+    from dedup_audit.commands.options import echo_warnings
     from dedup_audit.errors import ConfigError, OutputError
+    from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.saved_scan import load_scan
     from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.writers import OutputPlan
 
     if threshold is None and semantic_threshold is None:
         raise ConfigError("give --threshold and/or --semantic-threshold")
-    targets = [outdir / "report.json", outdir / "report.md"]
-    if any(t.resolve() == report_json.resolve() for t in targets):
-        raise OutputError(f"{outdir}: --output must differ from the saved scan's folder")
-    if not force and any(t.exists() for t in targets):
-        raise OutputError(f"{outdir}: a report already exists there; pass --force to overwrite")
+    if outdir.resolve() == report_json.parent.resolve():
+        raise OutputError(f"-o/--output {outdir}: must differ from the saved scan's folder")
+    inputs = [report_json, *([data] if data is not None else [])]
+    plan = OutputPlan(inputs, force)
+    plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work
     saved = load_scan(report_json, data)
     if threshold is not None and threshold < saved.config.minhash.threshold and not quiet:
         click.echo(
@@ -68,10 +71,15 @@ def rethreshold(
             err=True,
         )
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)
-    report = write_scan_report(result, outdir)
+    reports: list[dict[str, object]] = []
+    with plan:
+        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.commit()
+    report = reports[0]
+    echo_warnings(report)
     if not quiet:
         click.echo(terminal_summary(report, result), nl=False)
     click.echo(
-        f"Rethresholded: {len(saved.removed)} -> {len(result.removed)} redundant rows; "
+        f"Rethresholded: rows clean removes {len(saved.removed)} -> {len(result.removed)}; "
         f"report in {outdir}"
     )

@@ -9,10 +9,14 @@ import click
 
 from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
+    check_index_output,
+    echo_warnings,
     engine_config_from,
     input_options,
+    input_paths,
     load_input,
     load_references,
+    run_stages,
     scan_config_from,
     scan_options,
 )
@@ -28,7 +32,7 @@ from dedup_audit.commands.options import (
     type=click.Path(path_type=Path),
     default=Path("dedup-audit-scan"),
     show_default=True,
-    help="Folder for report.json and report.md.",
+    help="Folder for report.json, report.md and report.html.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
 @click.option(
@@ -44,7 +48,8 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
 
     Scans the full conversation, the prompt (system + user turns) and the response view,
     reports SFT cluster kinds (exact, near, semantic, conflicting, canned) and writes
-    OUTPUT/report.json and OUTPUT/report.md. DATA is never modified.
+    OUTPUT/report.json, OUTPUT/report.md and OUTPUT/report.html (open it in a browser).
+    DATA is never modified.
 
     \b
     Examples:
@@ -53,31 +58,39 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
       dedup-audit scan corpus.jsonl --save-index idx/ && dedup-audit scan new.jsonl --index idx/
     """
-    from dedup_audit.errors import OutputError
+    from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
+    from dedup_audit.progress import run_progress
     from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
-    targets = [outdir / "report.json", outdir / "report.md"]
-    if not force and any(t.exists() for t in targets):
-        raise OutputError(f"{outdir}: a report already exists there; pass --force to overwrite")
-    dataset = load_input(kw)
-    if any(Path(p).resolve() == outdir.resolve() for p in dataset.paths):
-        raise OutputError(f"{outdir}: --output must not be the input")
-    result = run_scan(
-        dataset,
-        config,
-        references=load_references(kw),
-        progress=not kw["quiet"],
-        engine=engine_config_from(kw),
-        index=kw["index_dir"],
-        save_index=kw["save_index"],
-        force=force,
-    )
-    report = write_scan_report(result, outdir)
+    plan = OutputPlan(input_paths(kw), force)
+    plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work: a doomed write fails now
+    check_index_output(kw["save_index"], force)
+    with run_progress(run_stages(config), enabled=not kw["quiet"]):
+        dataset = load_input(kw)
+        plan = OutputPlan([Path(p) for p in dataset.paths], force)
+        plan.folder(outdir, "-o/--output", REPORT_FILES)
+        refs = load_references(kw)
+        result = run_scan(
+            dataset,
+            config,
+            references=refs,
+            progress=not kw["quiet"],
+            engine=engine_config_from(kw),
+            index=kw["index_dir"],
+            save_index=kw["save_index"],
+            force=force,
+        )
+    reports: list[dict[str, Any]] = []
+    with plan:
+        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.commit()
+    echo_warnings(reports[0])
     if not kw["quiet"]:
-        click.echo(terminal_summary(report, result), nl=False)
-        click.echo(f"Report: {targets[0]} and {targets[1]}")
+        click.echo(terminal_summary(reports[0], result), nl=False)
+        click.echo(f"Report: {outdir / 'report.html'} (also report.json, report.md)")
     if fail_over is not None and result.duplicate_ratio > fail_over:
         click.echo(
             f"Duplicate ratio {result.duplicate_ratio:.4f} exceeds --fail-over {fail_over}",

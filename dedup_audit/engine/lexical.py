@@ -33,7 +33,7 @@ from dedup_audit.views import shingle_mode
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-VERIFY_CHUNK = 200_000
+VERIFY_CHUNK = 50_000
 """Candidate pairs verified per step (bounds the temporary arrays: ~150 MB at 128 slots)."""
 
 

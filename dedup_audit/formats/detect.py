@@ -77,6 +77,21 @@ def _fail(file: str, keys: Sequence[str], why: str, *, suggest: bool = True) -> 
     return FormatError(f"{file}: {why}; keys found: {keys_text(keys)}; pass {hint}")
 
 
+def _forced_mismatch(
+    rows: Sequence[Mapping[str, Any]], file: str, keys: Sequence[str], why: str
+) -> FormatError:
+    """A forced --format the rows do not have: say which format they do look like (a --column
+    hint would not help: the forced family still needs its own columns)."""
+    try:
+        actual = detect_spec(rows, file, "auto").format
+    except FormatError:
+        return _fail(file, keys, why)
+    return FormatError(
+        f"{file}: {why}; keys found: {keys_text(keys)}; these rows look like {actual} data: "
+        f"drop --format (auto-detect) or pass --format {actual}"
+    )
+
+
 def _optional(keys: Sequence[str], *roles_keys: tuple[str, str]) -> dict[str, str]:
     return {role: key for role, key in roles_keys if key in keys}
 
@@ -156,21 +171,25 @@ def detect_spec(rows: Sequence[Mapping[str, Any]], file: str, fmt: str = "auto")
         raise _fail(file, keys, "cannot tell the dataset format from the keys")
     if fmt == "pairwise":
         if not paired:
-            raise _fail(file, keys, "--format pairwise needs 'chosen' and 'rejected' columns")
+            raise _forced_mismatch(
+                rows, file, keys, "--format pairwise needs 'chosen' and 'rejected' columns"
+            )
         return _pairwise_spec(rows, keys, file)
     if fmt in ("sharegpt", "messages"):
         wanted = "conversations" if fmt == "sharegpt" else "messages"
         key = wanted if wanted in keys else (conv[0] if conv else "")
         if not key:
-            raise _fail(file, keys, f"--format {fmt} needs a {wanted!r} column")
+            raise _forced_mismatch(rows, file, keys, f"--format {fmt} needs a {wanted!r} column")
         return _conv_spec(fmt, rows, keys, key)
     if fmt == "alpaca":
         if "instruction" not in keys:
-            raise _fail(file, keys, "--format alpaca needs an 'instruction' column")
+            raise _forced_mismatch(
+                rows, file, keys, "--format alpaca needs an 'instruction' column"
+            )
         return Spec("alpaca", "alpaca", _alpaca_columns(keys, file, need_response=True))
     if fmt == "text":
         if "text" not in keys:
-            raise _fail(file, keys, "--format text needs a 'text' column")
+            raise _forced_mismatch(rows, file, keys, "--format text needs a 'text' column")
         return Spec("text", "text", {"prompt": "text"})
     raise ConfigError(f"--format must be auto or one of {', '.join(FORMATS)}, got {fmt!r}")
 

@@ -30,10 +30,41 @@ def _ensure_ascii(text: str) -> bool:
     return text.isascii() and "\\u" in text
 
 
+def _likely_cause(err: json.JSONDecodeError, line: int | None) -> str:
+    """What most often produces this parse error, and what to do about it. Python's own
+    message ("Unterminated string starting at") names neither."""
+    doc, pos, msg = err.doc, err.pos, err.msg
+    rest = doc[pos:].strip()
+    truncated = "it looks truncated (an interrupted download or copy); get the whole file again"
+    if msg.startswith("Unterminated string"):
+        if line is None and "\n" not in doc[pos:].rstrip("\n"):
+            return f"the file ends inside a string: {truncated}"
+        return (
+            'a string is not closed: a missing or unescaped double quote (write \\" inside strings)'
+        )
+    if not rest or (msg.startswith("Expecting value") and pos >= len(doc.rstrip())):
+        return f"the file ends too early: {truncated}"
+    if msg.startswith("Invalid control character"):
+        return "a raw newline or tab inside a string; write it as \\n or \\t"
+    if msg.startswith("Expecting property name enclosed in double quotes"):
+        return "single-quoted keys or a trailing comma before }; JSON needs double quotes, no trailing comma"
+    if msg.startswith("Expecting value") and rest[:1] in "]}":
+        return "a trailing comma before ] or }; remove it"
+    if msg.startswith("Expecting value") and rest[:1] == "'":
+        return "single quotes; JSON strings need double quotes"
+    if msg.startswith("Expecting ',' delimiter"):
+        return "a missing comma between two values or objects"
+    if msg.startswith("Expecting ':' delimiter"):
+        return "a key without a colon after it"
+    if msg.startswith("Extra data"):
+        return "more than one JSON value; a JSON Lines file should be named .jsonl"
+    return "fix the JSON syntax there"
+
+
 def _malformed(path: Path, err: json.JSONDecodeError, line: int | None = None) -> InputError:
     where = f"line {line}, column {err.colno}" if line else f"line {err.lineno}, column {err.colno}"
     return InputError(
-        f"{path}: malformed JSON at {where} (char {err.pos}): {err.msg}; fix the file"
+        f"{path}: malformed JSON at {where} (char {err.pos}): {err.msg}; {_likely_cause(err, line)}"
     )
 
 

@@ -66,7 +66,37 @@ def data_files(path: Path) -> tuple[list[Path], str]:
     return [path], file_type_of(path)
 
 
+AUTO_ID_COLUMN = "id"
+
+
+def auto_id_column(rows: list[dict[str, Any]]) -> str | None:
+    """`id` when every row has a non-empty, unique `id` (then it is the id people already use);
+    None otherwise, and ids fall back to FILE:N positions."""
+    seen: set[str] = set()
+    for row in rows:
+        value = row.get(AUTO_ID_COLUMN)
+        if value is None or value == "" or isinstance(value, dict | list):
+            return None
+        key = str(value)
+        if key in seen:
+            return None
+        seen.add(key)
+    return AUTO_ID_COLUMN if rows else None
+
+
+def describe_ids(id_column: str | None) -> str:
+    """What a record id means, in words, for reports."""
+    if id_column is not None:
+        return f"ids are the values of the {id_column!r} column"
+    return (
+        "ids are FILE:N where N is the row's position in the file counted from 0 "
+        "(row N+1 when counted from 1); N is not a line number"
+    )
+
+
 def _ids(raws: list[RawFile], id_column: str | None, wheres: list[str]) -> list[str]:
+    """FILE:N positions (N from 0, stable across tools: loss files key on them), or the values
+    of `id_column`, which must be present and unique."""
     if id_column is None:
         return [f"{raw.path.name}:{i}" for raw in raws for i in range(len(raw.rows))]
     ids: list[str] = []
@@ -181,6 +211,8 @@ def load_dataset(
     else:
         spec = detect_spec(rows, label, format)
     check_columns(spec, keys, label)
+    if id_column is None:
+        id_column = auto_id_column(rows)
     ids = _ids(raws, id_column, wheres)
     records: list[Record] = []
     sources = [str(raw.path) for raw in raws for _ in raw.rows]
@@ -201,6 +233,7 @@ def load_dataset(
         columns=dict(spec.columns),
         tags=dict(spec.tags),
         writer_hints=hints,
+        id_column=id_column,
     )
 
 
@@ -270,6 +303,12 @@ def _load_lazy(
         else detect_spec(sample_rows, label, fmt)
     )
     check_columns(spec, key_union(sample_rows), label)
+    all_ids: list[str] | None = None
+    if id_column is None and auto_id_column(sample_rows) is not None:
+        try:  # the `id` column, when it holds a unique id for every row (one pass)
+            all_ids, id_column = _lazy_ids(source, AUTO_ID_COLUMN), AUTO_ID_COLUMN
+        except InputError:
+            all_ids = None
     if id_column is None:
         name = path.name
 
@@ -277,10 +316,10 @@ def _load_lazy(
             return [f"{name}:{lo + k}" for k in range(len(rows))]
 
     else:
-        all_ids = _lazy_ids(source, id_column)
+        known = all_ids if all_ids is not None else _lazy_ids(source, id_column)
 
         def ids(lo: int, rows: list[dict[str, Any]]) -> list[str]:
-            return all_ids[lo : lo + len(rows)]
+            return known[lo : lo + len(rows)]
 
     return Dataset(
         records=LazyRecords(source, spec, ids),  # type: ignore[arg-type]
@@ -291,6 +330,7 @@ def _load_lazy(
         columns=dict(spec.columns),
         tags=dict(spec.tags),
         writer_hints=hints,
+        id_column=id_column,
     )
 
 

@@ -14,7 +14,7 @@ its other splits untouched. A multi-file input (a folder) is written as one file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from dedup_audit.errors import OutputError
 from dedup_audit.readers.common import SUFFIX_TYPES
 from dedup_audit.records import Dataset
 from dedup_audit.writers.atomic import atomic_write_bytes, atomic_write_dir, check_output_path
+from dedup_audit.writers.plan import OutputPlan
 from dedup_audit.writers.serialize import serialize
 
 _JSON_FAMILY = ("json", "jsonl")
@@ -76,9 +77,9 @@ def _schema_of(dataset: Dataset) -> Any:
         return None
 
 
-def _write_hf_disk(
-    dataset: Dataset, rows: list[dict[str, Any]], out: Path, hints: dict[str, Any]
-) -> None:
+def _hf_disk_filler(
+    dataset: Dataset, rows: list[dict[str, Any]], out: Path
+) -> Callable[[Path], None]:
     import datasets
 
     features = dataset.writer_hints.get("features") if dataset.file_type == "hf_disk" else None
@@ -93,15 +94,40 @@ def _write_hf_disk(
     split = dataset.writer_hints.get("split") if dataset.file_type == "hf_disk" else None
 
     def fill(tmp: Path) -> None:
-        if split is None:
-            ds.save_to_disk(str(tmp))
-            return
-        whole = datasets.load_from_disk(dataset.paths[0])
-        parts = {name: whole[name] for name in whole}
-        parts[split] = ds
-        datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        # no "Saving the dataset" bars: writing is not a stage of its own, and -q means quiet
+        from datasets.utils import logging as ds_logging
 
-    atomic_write_dir(out, fill)
+        was_on = ds_logging.is_progress_bar_enabled()
+        ds_logging.disable_progress_bar()
+        try:
+            if split is None:
+                ds.save_to_disk(str(tmp))
+                return
+            whole = datasets.load_from_disk(dataset.paths[0])
+            parts = {name: whole[name] for name in whole}
+            parts[split] = ds
+            datasets.DatasetDict(parts).save_to_disk(str(tmp))
+        finally:
+            if was_on:
+                ds_logging.enable_progress_bar()
+
+    return fill
+
+
+def _payload(dataset: Dataset, keep: Sequence[int], out: Path) -> bytes | Callable[[Path], None]:
+    """The output's bytes, or (for a save_to_disk folder) a function that fills a folder."""
+    by_index = {r.index: r for r in dataset.records}
+    wanted = sorted(set(keep))
+    unknown = [i for i in wanted if i not in by_index]
+    if unknown:
+        raise ValueError(f"keep holds indices not in the dataset: {unknown[:10]}")
+    rows = [by_index[i].row for i in wanted]
+    target = target_type(out, dataset.file_type)
+    if target == "hf_disk":
+        return _hf_disk_filler(dataset, rows, out)
+    hints = _hints_for(dataset, target, out)
+    text_key = dataset.columns.get("prompt") if dataset.format == "text" else None
+    return serialize(rows, target, hints, text_key=text_key)
 
 
 def write_dataset(
@@ -110,17 +136,20 @@ def write_dataset(
     """Write the records whose index is in `keep` (in input order) to `out_path`."""
     out = Path(out_path)
     check_output_path(out, [Path(p) for p in dataset.paths], force)
-    by_index = {r.index: r for r in dataset.records}
-    wanted = sorted(set(keep))
-    unknown = [i for i in wanted if i not in by_index]
-    if unknown:
-        raise ValueError(f"keep holds indices not in the dataset: {unknown[:10]}")
-    rows = [by_index[i].row for i in wanted]
-    target = target_type(out, dataset.file_type)
-    hints = _hints_for(dataset, target, out)
-    if target == "hf_disk":
-        _write_hf_disk(dataset, rows, out, hints)
-        return out
-    text_key = dataset.columns.get("prompt") if dataset.format == "text" else None
-    atomic_write_bytes(out, serialize(rows, target, hints, text_key=text_key))
+    payload = _payload(dataset, keep, out)
+    if isinstance(payload, bytes):
+        atomic_write_bytes(out, payload)
+    else:
+        atomic_write_dir(out, payload)
     return out
+
+
+def stage_dataset(plan: OutputPlan, dataset: Dataset, keep: Sequence[int], out: Path) -> None:
+    """Like `write_dataset`, but staged in `plan` (renamed into place at `plan.commit()`)."""
+    payload = _payload(dataset, keep, out)
+    if isinstance(payload, bytes):
+        plan.stage_bytes(out, payload)
+        return
+    tmp = plan.stage_path(out, directory=True)
+    tmp.rmdir()  # save_to_disk wants to create the folder itself
+    payload(tmp)
