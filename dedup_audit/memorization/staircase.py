@@ -4,20 +4,23 @@ The test, per boundary between epoch k and k+1 (`fit_jump`):
 
 - A local model over the epochs around the boundary (k-1 .. k+2; epoch 1 only for the first
   boundary and then only its second half, because the warmup and the steep initial fall are not
-  the trend of later epochs): one intercept
-  per epoch, a common linear + quadratic trend in the step, so a smooth curve bends but only the
-  intercepts can step. The fitted `jump` is the intercept of k minus that of k+1 (positive = the
+  the trend of later epochs): one intercept per epoch and a common linear + quadratic trend in
+  the step, so a smooth curve may bend but only the intercepts can step. The fitted `jump` is the intercept of k minus that of k+1 (positive = the
   loss fell at the boundary beyond the trend).
 - Noise is modelled per epoch (weighted least squares, each epoch's residual variance estimated
   from a first pass), because duplicated data makes later epochs noisier than early ones.
 - Calibration: the same statistic at mid-epoch placebo cuts (epochs 2 and later only), where no
   boundary exists. If their t-values spread wider than a t-distribution (curvature the model
-  misses, correlated noise), every t is divided by that spread (`placebo_inflation`, never < 1).
-- Run-level test: the calibrated z-values of the boundaries from epoch 2 on (the first boundary is
-  dominated by the initial fall) are pooled (Stouffer). A boundary is `staircase` when the pooled
-  test passes at `alpha`, its own one-sided p < `boundary_alpha`, and its window drop is at least
-  `min_ratio` x the trend's. The gate keeps the false-staircase rate per run at about `alpha`
-  while a run's steps, each one noisy, are found together (benchmarks/staircase_power.py).
+  misses, correlated noise), every t is divided by that spread (`placebo_inflation`, never < 1,
+  shrunk towards 1 because a few cuts alone would inflate by chance). With fewer than 3 cuts and
+  fewer than MIN_POINTS_PER_EPOCH points per epoch (coarse logging) nothing is called: the
+  boundary says what it saw and which `logging_steps` would make it testable.
+- Run-level test (`run_test`): the boundaries' calibrated one-sided p-values are combined twice,
+  by Stouffer's pooled z (many moderate steps) and by Bonferroni on the strongest (one big step),
+  each at `alpha`/2; boundaries with an lr jump or a resume are left out. A boundary is
+  `staircase` when the run-level test passes, its own p < `boundary_alpha`, and its window drop
+  is at least `min_ratio` x the trend's. The gate keeps the false-staircase rate per run below
+  1% while a run's steps, each one noisy, are found together: benchmarks/staircase_power.py.
 - `rise` when the loss jumps *up* beyond the trend at p < `rise_alpha` (for example a cosine
   schedule restarting at each epoch), with the learning-rate evidence at that boundary.
 - `smooth` when neither a drop nor a rise is significant at 0.05; `inconclusive` otherwise.
@@ -52,9 +55,9 @@ PRIOR_PLACEBOS = 6
 class StaircaseConfig:
     window: float = 0.25  # fraction of an epoch's logged points in the reported drop windows
     min_points: int = 3  # fewer logged points than this next to a boundary -> inconclusive
-    alpha: float = 0.01  # run-level pooled test (false-staircase rate per run)
+    alpha: float = 0.005  # run-level test (false-staircase rate per run, see the benchmark)
     boundary_alpha: float = 0.1  # each boundary, once the run-level test passes
-    rise_alpha: float = 0.01  # a rise at one boundary (tested alone)
+    rise_alpha: float = 0.001  # a rise at one boundary (tested alone)
     min_ratio: float = 1.5  # the window drop must be at least this x the trend's
     context_epochs: int = 1  # epochs on each side of the two around a boundary, in the fit
 
@@ -582,10 +585,14 @@ def detect_staircase(
         "series": {},
     }
     if len(entries) < 2:
+        spe0 = steps_per_epoch(entries, log)
+        epochs = log.num_train_epochs or 1.0
+        per = int(len(entries) / epochs)
+        out["logging_advice"] = logging_advice(spe0, per)
         out["reasons"].append(
-            f"fewer than 2 logged training losses ({len(entries)}); set a smaller logging_steps"
+            f"fewer than 2 logged training losses ({len(entries)}): {out['logging_advice']}"
         )
-        out["logged_points_per_epoch"] = len(entries)
+        out["logged_points_per_epoch"] = per
         return out
     has_epoch = any(e.epoch is not None for e in entries)
     spe = steps_per_epoch(entries, log)
