@@ -50,6 +50,7 @@ class LossRow:
     n_tokens: int | None = None
     line: int = 0  # 1-based line / row number in the source file, for messages
     content_key: str | None = None  # sample_key of the row's content, when the producer knows it
+    scored_with: str | None = None  # template / cutoff the scorer used, and where they came from
 
 
 @dataclass
@@ -94,6 +95,10 @@ class LossTable:
 
     def content_keys(self) -> dict[str, str]:
         return {r.key: r.content_key for r in self.rows if r.content_key}
+
+    def scored_with(self) -> list[str]:
+        """The distinct scoring settings the rows record (`dedup-audit losses` writes them)."""
+        return sorted({r.scored_with for r in self.rows if r.scored_with})
 
     def steps(self) -> dict[float, int]:
         """Epoch -> global step of that measurement, where rows say it."""
@@ -194,6 +199,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
     step_f = _num(obj.get("step"))
     ckpt = obj.get("checkpoint")
     ck = obj.get("content_key")
+    sw = obj.get("scored_with")
     return LossRow(
         key=str(key),
         epoch=round(epoch, 6),
@@ -204,6 +210,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
         n_tokens=n_tokens,
         line=n,
         content_key=str(ck) if ck else None,
+        scored_with=str(sw) if sw else None,
     )
 
 

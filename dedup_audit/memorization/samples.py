@@ -28,12 +28,13 @@ from dedup_audit.memorization.curves import (
     units_of,
 )
 from dedup_audit.memorization.exposures import exposures
-from dedup_audit.memorization.losses import LossTable
+from dedup_audit.memorization.losses import Issue, LossTable
 from dedup_audit.memorization.membership import Membership
 from dedup_audit.memorization.staircase import _r
 from dedup_audit.memorization.stats import mann_whitney, spearman
 
 TOP_N = 10
+GUESSED = "guessed"
 
 
 def analyze_samples(
@@ -47,12 +48,25 @@ def analyze_samples(
     held_set = set(heldout_keys)
     curves, used_key, held, issues, notes = record_curves(losses, membership, held_set)
     issues = list(losses.issues) + issues
+    guessed = [w for w in losses.scored_with() if GUESSED in w]
+    if guessed:
+        issues.append(
+            Issue(
+                "guessed_settings",
+                len(guessed),
+                "the losses were scored with guessed settings (no training YAML or flags): "
+                "their tokens may differ from the trained ones; rescore with "
+                "`dedup-audit losses --config train.yaml`",
+                guessed[:5],
+            )
+        )
     out: dict[str, Any] = {
         "available": bool(curves),
         "losses_path": losses.path,
         "rows_read": losses.raw_rows,
         "issues": [i.to_dict() for i in issues],
         "join": notes,
+        "scored_with": losses.scored_with(),
         "membership": None
         if membership is None
         else {

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.diagnosis import diagnose
+from dedup_audit.memorization.diagnosis import (
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Hypothesis,
+    diagnose,
+    fmt,
+)
 from dedup_audit.memorization.losses import (
     LossTable,
     looks_like_losses,
@@ -30,16 +36,21 @@ from dedup_audit.memorization.membership import (
     membership_from_dataset,
     membership_from_scan_report,
 )
-from dedup_audit.memorization.recommend import recommend
+from dedup_audit.memorization.recommend import Recommendation, recommend
 from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import TrainingLog, checkpoint_dirs, read_log
+from dedup_audit.memorization.trainer_log import (
+    LogNotFoundError,
+    TrainingLog,
+    checkpoint_dirs,
+    read_log,
+)
 from dedup_audit.memorization.training_args import read_training_args, relevant_args
 from dedup_audit.records import Cluster, Dataset
 from dedup_audit.writers import atomic_write_text
 
 SCHEMA = "dedup-audit/memorization"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOSS_NAMES = ("losses.jsonl", "losses.parquet", "losses.csv")
 ARGS_NAMES = ("training_args.yaml", "training_args.yml", "training_args.json", "train.yaml")
 
@@ -139,9 +150,7 @@ def build_report(
         try:
             log = read_log(rp)
             inputs["trainer_log"] = log.path
-        except InputError as exc:
-            if run_dir is None:
-                raise
+        except LogNotFoundError as exc:
             missing.append(
                 _missing(
                     "training log",
@@ -250,11 +259,11 @@ def build_report(
     stair = None
     if log is not None:
         stair = detect_staircase(log, staircase_config, events=events)
-    diagnosis = diagnose(stair, samples, args=args, events=events, duplicated_records=dup_records)
+    hyps = diagnose(stair, samples, args=args, events=events, duplicated_records=dup_records)
     recs = recommend(
         stair,
         samples,
-        diagnosis,
+        hyps,
         args=args,
         duplicated_records=dup_records,
         data_path=str(data) if data is not None else None,
@@ -277,9 +286,9 @@ def build_report(
         "events": events,
         "staircase": stair,
         "samples": samples,
-        "diagnosis": diagnosis,
-        "recommendations": recs,
-        "headline": headline(stair, diagnosis),
+        "diagnosis": [h.to_dict() for h in hyps],
+        "recommendations": [r.to_dict() for r in recs],
+        "headline": headline(stair, samples, hyps, recs),
     }
 
 
@@ -289,31 +298,96 @@ def _tool_version() -> str:
     return __version__
 
 
-def headline(stair: dict[str, Any] | None, diagnosis: list[dict[str, Any]]) -> str:
+def _stair_sentence(stair: dict[str, Any]) -> str:
+    bs = stair["boundaries"]
+    sb = [b for b in bs if b["verdict"] == "staircase"]
+    if stair["verdict"] == "staircase":
+        drops = [b["drop"] for b in sb if b.get("drop") is not None]
+        trends = [max(0.0, b["trend_drop"]) for b in sb if b.get("trend_drop") is not None]
+        ps = [b["p_value"] for b in sb if b.get("p_value") is not None]
+        return (
+            f"Staircase at {len(sb)} of {len(bs)} epoch boundaries: the loss drops "
+            f"{fmt(min(drops))}-{fmt(max(drops))} where the within-epoch trend predicts at most "
+            f"{fmt(max(trends))} (p <= {fmt(max(ps), '.2g')} each; run-level p="
+            f"{fmt(stair['run_test']['p_value'], '.2g')})."
+        )
+    if stair["verdict"] == "rise":
+        rb = [b for b in bs if b["verdict"] == "rise"]
+        lr_up = [
+            b
+            for b in rb
+            if b.get("lr_jump") and (b.get("lr_after") or 0) > (b.get("lr_before") or 0)
+        ]
+        return f"No staircase: the loss rises at {len(rb)} of {len(bs)} epoch boundaries" + (
+            f", where the learning rate jumps up ({len(lr_up)} of them): a schedule "
+            "restart, not memorization."
+            if lr_up
+            else "; the learning rate is continuous there (look at the data order or a resume)."
+        )
+    if stair["verdict"] == "smooth":
+        return "No staircase: the loss crosses every epoch boundary as its trend predicts."
+    return "Staircase inconclusive: " + "; ".join(stair["reasons"]) + "."
+
+
+def headline(
+    stair: dict[str, Any] | None,
+    samples: dict[str, Any] | None,
+    diagnosis: list[Hypothesis],
+    recs: list[Recommendation],
+) -> str:
+    """What the evidence says, in three parts: the staircase, the cause that carries the drop
+    (with its numbers), and the changes that follow from it."""
     parts = []
     if stair is not None:
-        sb = [b for b in stair["boundaries"] if b["verdict"] == "staircase"]
-        if stair["verdict"] == "staircase":
-            parts.append(
-                f"Staircase detected at {len(sb)} of {len(stair['boundaries'])} epoch boundaries."
+        parts.append(_stair_sentence(stair))
+    by_id = {h.id: h for h in diagnosis}
+    a, b1, b2 = by_id["a"], by_id["b1"], by_id["b2"]
+    share = b2.figures.get("duplicate_share")
+    held = a.figures.get("heldout_best")
+    if a.verdict == SUPPORTED:
+        cause = "Cause: every new pass over the data lowers the training samples' loss"
+        if share and b2.verdict != SUPPORTED:
+            cause += (
+                f" (unique rows, {100 * (1 - share['row_share']):.0f}% of the data, carry "
+                f"{100 * (1 - share['drop_share']):.0f}% of each boundary drop)"
             )
-        elif stair["verdict"] == "smooth":
-            parts.append(
-                "No staircase: the loss crosses every epoch boundary as its trend predicts."
+        if held and held["rises"]:
+            cause += (
+                f" while the held-out loss is lowest at epoch {held['epoch']:g} and rises "
+                f"{held['rise_after']:.3g} by epoch {held['last_epoch']:g}"
             )
-        else:
-            parts.append("Staircase inconclusive: " + "; ".join(stair["reasons"]) + ".")
-    sup = [
-        f"({d['id']}) {d['hypothesis'].split(' (')[0]}"
-        for d in diagnosis
-        if d["verdict"] == "supported"
+        elif held:
+            cause += f" while the held-out loss stays near {held['last_loss']:.3g}"
+        parts.append(cause + ": memorization of the training samples.")
+    elif a.verdict == NOT_SUPPORTED:
+        parts.append("The held-out loss falls with the training loss: learning, not memorization.")
+    if b2.verdict == SUPPORTED and share:
+        parts.append(
+            f"Duplicated rows ({100 * share['row_share']:.0f}% of the data) carry "
+            f"{100 * share['drop_share']:.0f}% of each boundary drop: they explain the staircase."
+        )
+    elif b1.verdict == SUPPORTED:
+        parts.append(
+            f"Duplicates are memorized more (AUC {fmt(b1.figures.get('auc'))})"
+            + (" but do not explain the staircase." if b2.verdict == NOT_SUPPORTED else ".")
+        )
+    other = [
+        f"({h.id}) {h.hypothesis.split(' (')[0]}"
+        for h in diagnosis
+        if h.verdict == SUPPORTED and h.id in ("c", "d")
     ]
-    parts.append(
-        "Supported: " + ", ".join(sup) + "."
-        if sup
-        else "No hypothesis is supported by these inputs."
-    )
+    if other:
+        parts.append("Also supported: " + ", ".join(other) + ".")
+    fixes = [r.setting.splitlines()[0] for r in recs if r.key in FIX_KEYS]
+    if fixes:
+        parts.append("Change: " + "; ".join(fixes) + ".")
+    if not any(h.verdict == SUPPORTED for h in diagnosis) and not fixes:
+        parts.append("No hypothesis is supported by these inputs.")
     return " ".join(parts)
+
+
+#: recommendations the headline names, in this order (the rest are in the table)
+FIX_KEYS = ("num_train_epochs", "learning_rate", "more_data", "data", "lr_scheduler_type")
 
 
 def dumps(report: dict[str, Any]) -> str:
