@@ -90,9 +90,9 @@ def record_curves(
         join.unmatched = []
     else:
         if join.conflicting:
-            ex = ", ".join(sorted(join.conflicting)[:3])
+            shown = ", ".join(sorted(join.conflicting)[:3])
             raise InputError(
-                f"{losses.path}: {len(join.conflicting)} loss key(s) (e.g. {ex}) name records of "
+                f"{losses.path}: {len(join.conflicting)} loss key(s) (e.g. {shown}) name records of "
                 "the data whose content differs from the content they were scored on, and that "
                 "content is nowhere in the data, so the join is ambiguous: the losses were scored "
                 "on another version of the file. Pass the file they were scored on, or rescore "

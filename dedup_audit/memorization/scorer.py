@@ -288,9 +288,10 @@ def read_run_shape(run: Path) -> dict[str, float] | None:
     steps = st.get("max_steps") or st.get("global_step")
     epochs = st.get("num_train_epochs") or st.get("epoch")
     batch = st.get("train_batch_size")
-    if not all(isinstance(v, int | float) and v > 0 for v in (steps, epochs, batch)):
+    values = [v for v in (steps, epochs, batch) if isinstance(v, int | float) and v > 0]
+    if len(values) != 3:
         return None
-    return {"steps": float(steps), "epochs": float(epochs), "batch": float(batch)}
+    return {"steps": float(values[0]), "epochs": float(values[1]), "batch": float(values[2])}
 
 
 def check_rows_against_run(

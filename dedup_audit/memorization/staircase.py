@@ -391,17 +391,6 @@ def _smooth_within(values: list[float], width: int) -> list[float]:
     return out
 
 
-def _smooth_within(values: list[float], width: int) -> list[float]:
-    """Centered rolling mean that never reaches past the ends (used per epoch only)."""
-    n = len(values)
-    out = []
-    for i in range(n):
-        lo, hi = max(0, i - width // 2), min(n, i + width // 2 + 1)
-        seg = values[lo:hi]
-        out.append(sum(seg) / len(seg))
-    return out
-
-
 @dataclass(frozen=True)
 class Calibration:
     """Placebo cuts inside epochs 2+ and the inflation of t-values they imply."""
