@@ -477,6 +477,7 @@ def test_config_yaml_gives_the_run_settings_and_data(tiny: dict[str, Path], tmp_
     assert not out.exists()
     res = CliRunner().invoke(cli, [*base, "--guess-settings", "-q"])
     assert res.exit_code == 0, res.output
+    assert "Loading weights" not in res.output and res.output == ""  # -q: no loading bars
     row = json.loads(out.read_text().splitlines()[0])
     assert row["scored_with"].startswith("plain, cutoff_len none (guessed")
     # an unknown --template is refused up front, with the known ones listed

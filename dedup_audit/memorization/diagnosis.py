@@ -52,10 +52,10 @@ class Hypothesis:
 
 
 def boundary_phrase(b: Mapping[str, Any]) -> str:
-    """'2 (drop 0.45 = 77x trend, p=0.0012)', or 'far above a flat trend' without a ratio."""
+    """'2 (drop 0.45 = 77.0x the trend, p=0.0012)'; 'against a flat trend' without a ratio."""
     ratio = b.get("ratio")
-    vs = f"{ratio:.1f}x the trend" if ratio is not None else "above a flat or rising trend"
-    return f"{b['boundary']} (drop {fmt(b.get('drop'))} = {vs}, p={fmt(b.get('p_value'), '.2g')})"
+    vs = f" = {ratio:.1f}x the trend" if ratio is not None else " against a flat trend"
+    return f"{b['boundary']} (drop {fmt(b.get('drop'))}{vs}, p={fmt(b.get('p_value'), '.2g')})"
 
 
 def heldout_curve(samples: Mapping[str, Any] | None) -> dict[float, float]:

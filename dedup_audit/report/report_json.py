@@ -13,6 +13,7 @@ would add and how to supply it, so partial inputs give a partial report, never a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,131 @@ def _load_scan_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class Gathered:
+    """What the input stages found (report.json `inputs`) and what they lacked (`missing`)."""
+
+    inputs: dict[str, Any] = field(default_factory=dict)
+    missing: list[dict[str, str]] = field(default_factory=list)
+
+    def lack(self, what: str, effect: str, how: str) -> None:
+        self.missing.append(_missing(what, effect, how))
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """The run folder (or single log file): its training log and checkpoint steps."""
+
+    log: TrainingLog | None
+    run_dir: Path | None
+    checkpoints: list[int]
+
+
+def read_run(run: str | Path | None, g: Gathered) -> RunStage:
+    """The training log of a run folder or file; a folder without one is a partial report, a
+    log that exists but cannot be read is an error (InputError naming file and line)."""
+    if run is None:
+        g.lack(
+            "training log",
+            "no staircase test and no lr/event diagnosis",
+            "pass the run folder (output_dir) or trainer_log.jsonl",
+        )
+        return RunStage(None, None, [])
+    rp = Path(run)
+    g.inputs["run"] = str(rp)
+    if not rp.exists():
+        raise InputError(f"{rp}: run folder or log not found")
+    run_dir = rp if rp.is_dir() else None
+    log = None
+    try:
+        log = read_log(rp)
+        g.inputs["trainer_log"] = log.path
+    except LogNotFoundError as exc:
+        g.lack(
+            "training log",
+            str(exc),
+            "train with logging_steps: 1; LLaMA-Factory writes trainer_log.jsonl",
+        )
+    checkpoints = [s for s, _ in checkpoint_dirs(run_dir)] if run_dir else []
+    return RunStage(log, run_dir, checkpoints)
+
+
+def read_args(training_args: str | Path | None, g: Gathered) -> dict[str, Any]:
+    if training_args is None:
+        g.lack(
+            "training arguments",
+            "scheduler, batch and save/eval settings are read from the log only",
+            "--training-args the LLaMA-Factory YAML you trained with",
+        )
+        return {}
+    g.inputs["training_args"] = str(training_args)
+    return read_training_args(training_args)
+
+
+def read_membership(
+    g: Gathered,
+    *,
+    dataset: Dataset | None,
+    clusters: list[Cluster] | None,
+    data: str | Path | None,
+    scan: str | Path | None,
+    view: str,
+    progress: bool,
+) -> Membership | None:
+    """Duplicate clusters: from a given dataset, --data (scanned now, or with --scan's
+    clusters), or a scan report alone."""
+    if dataset is not None:
+        g.inputs["data"] = ", ".join(dataset.paths)
+        return membership_from_dataset(dataset, clusters or [], view)
+    if data is not None:
+        from dedup_audit.pipeline import load
+        from dedup_audit.pipeline import scan as run_scan
+
+        g.inputs["data"] = str(data)
+        if scan is not None:
+            report = _load_scan_json(scan)
+            g.inputs["scan"] = str(scan)
+            ds = load(data)
+            return membership_from_dataset(ds, _scan_clusters(report, ds, str(scan)), view)
+        result = run_scan(data, progress=progress)
+        return membership_from_dataset(result.dataset, result.clusters, view)
+    if scan is not None:
+        g.inputs["scan"] = str(scan)
+        return membership_from_scan_report(_load_scan_json(scan), view)
+    g.lack(
+        "dataset / scan",
+        "no duplicate groups: hypotheses (b1) and (b2) stay undecided",
+        "--data DATA (scanned on the fly) or --scan scan/report.json",
+    )
+    return None
+
+
+def read_loss_tables(
+    losses: str | Path | None, heldout: str | Path | None, g: Gathered
+) -> tuple[LossTable | None, list[str]]:
+    """--losses plus --heldout (a losses file, merged as split heldout, or a key list)."""
+    table: LossTable | None = None
+    heldout_keys: list[str] = []
+    if losses is not None:
+        table = read_losses(losses)
+        g.inputs["losses"] = str(losses)
+    if heldout is not None:
+        g.inputs["heldout"] = str(heldout)
+        if looks_like_losses(heldout):
+            held_table = read_losses(heldout, split="heldout")
+            table = merge([table, held_table]) if table is not None else held_table
+        else:
+            heldout_keys = read_key_list(heldout)
+    if table is None:
+        g.lack(
+            "per-sample losses",
+            "no per-sample drops, groups, AUC or top memorized samples",
+            "dedup-audit losses RUN_DIR --config train.yaml -o losses.jsonl, then --losses "
+            "losses.jsonl",
+        )
+    return table, heldout_keys
+
+
 def build_report(
     run: str | Path | None = None,
     *,
@@ -137,109 +263,22 @@ def build_report(
     losses.jsonl, training_args.yaml are found there) or a single log file. `dataset` + `clusters`
     bypass loading and scanning (library use and tests).
     """
-    missing: list[dict[str, str]] = []
-    inputs: dict[str, Any] = {}
-    run_dir: Path | None = None
-    log: TrainingLog | None = None
-    if run is not None:
-        rp = Path(run)
-        inputs["run"] = str(rp)
-        if not rp.exists():
-            raise InputError(f"{rp}: run folder or log not found")
-        run_dir = rp if rp.is_dir() else None
-        try:
-            log = read_log(rp)
-            inputs["trainer_log"] = log.path
-        except LogNotFoundError as exc:
-            missing.append(
-                _missing(
-                    "training log",
-                    str(exc),
-                    "train with logging_steps: 1; LLaMA-Factory writes trainer_log.jsonl",
-                )
-            )
-    checkpoints = [s for s, _ in checkpoint_dirs(run_dir)] if run_dir else []
+    g = Gathered()
+    rs = read_run(run, g)
+    log, run_dir = rs.log, rs.run_dir
     if run_dir is not None:
         if losses is None:
             losses = next((run_dir / n for n in LOSS_NAMES if (run_dir / n).is_file()), None)
         if training_args is None:
             training_args = next((run_dir / n for n in ARGS_NAMES if (run_dir / n).is_file()), None)
-    if log is None and run is None:
-        missing.append(
-            _missing(
-                "training log",
-                "no staircase test and no lr/event diagnosis",
-                "pass the run folder (output_dir) or trainer_log.jsonl",
-            )
-        )
-    args: dict[str, Any] = {}
-    if training_args is not None:
-        args = read_training_args(training_args)
-        inputs["training_args"] = str(training_args)
-    else:
-        missing.append(
-            _missing(
-                "training arguments",
-                "scheduler, batch and save/eval settings are read from the log only",
-                "--training-args the LLaMA-Factory YAML you trained with",
-            )
-        )
+    args = read_args(training_args, g)
+    checkpoints = rs.checkpoints
     events = _events(log, checkpoints, args)
-
-    # --- clusters
-    membership: Membership | None = None
-    dup_records: int | None = None
-    if dataset is not None:
-        membership = membership_from_dataset(dataset, clusters or [], view)
-        inputs["data"] = ", ".join(dataset.paths)
-    elif data is not None:
-        from dedup_audit.pipeline import load
-        from dedup_audit.pipeline import scan as run_scan
-
-        inputs["data"] = str(data)
-        if scan is not None:
-            report = _load_scan_json(scan)
-            inputs["scan"] = str(scan)
-            ds = load(data)
-            membership = membership_from_dataset(ds, _scan_clusters(report, ds, str(scan)), view)
-        else:
-            result = run_scan(data, progress=progress)
-            membership = membership_from_dataset(result.dataset, result.clusters, view)
-    elif scan is not None:
-        inputs["scan"] = str(scan)
-        membership = membership_from_scan_report(_load_scan_json(scan), view)
-    else:
-        missing.append(
-            _missing(
-                "dataset / scan",
-                "no duplicate groups: hypothesis (b) stays undecided",
-                "--data DATA (scanned on the fly) or --scan scan/report.json",
-            )
-        )
-    if membership is not None:
-        dup_records = membership.duplicated_records
-
-    # --- losses
-    table: LossTable | None = None
-    heldout_keys: list[str] = []
-    if losses is not None:
-        table = read_losses(losses)
-        inputs["losses"] = str(losses)
-    if heldout is not None:
-        inputs["heldout"] = str(heldout)
-        if looks_like_losses(heldout):
-            held_table = read_losses(heldout, split="heldout")
-            table = merge([table, held_table]) if table is not None else held_table
-        else:
-            heldout_keys = read_key_list(heldout)
-    if table is None:
-        missing.append(
-            _missing(
-                "per-sample losses",
-                "no per-sample drops, groups, AUC or top memorized samples",
-                "dedup-audit losses RUN_DIR --data DATA -o losses.jsonl, then --losses losses.jsonl",
-            )
-        )
+    membership = read_membership(
+        g, dataset=dataset, clusters=clusters, data=data, scan=scan, view=view, progress=progress
+    )
+    dup_records = membership.duplicated_records if membership is not None else None
+    table, heldout_keys = read_loss_tables(losses, heldout, g)
     samples = (
         analyze_samples(table, membership, heldout_keys=heldout_keys) if table is not None else None
     )
@@ -248,13 +287,12 @@ def build_report(
         and samples.get("available")
         and not samples["stats"]["train_vs_heldout_log_drop"].get("n_y")
     ):
-        missing.append(
-            _missing(
-                "held-out reference",
-                "the memorization score is a raw loss reduction, not relative to unseen samples",
-                "--heldout losses of samples never trained on (or a key list), or rows with split: heldout",
-            )
+        g.lack(
+            "held-out reference",
+            "the memorization score is a raw loss reduction, not relative to unseen samples",
+            "--heldout losses of samples never trained on (or a key list), or rows with split: heldout",
         )
+    inputs, missing = g.inputs, g.missing
 
     stair = None
     if log is not None:
