@@ -432,3 +432,21 @@ def test_guessed_scoring_settings_are_reported(tmp_path: Path) -> None:
     rep = build_report(RUN, data=RUN / "train.json", losses=tmp_path / "l.jsonl")
     assert rep["samples"]["scored_with"] == [rows[0]["scored_with"]]
     assert any(i["kind"] == "guessed_settings" for i in rep["samples"]["issues"])
+
+
+def test_coarse_logging_gets_a_logging_steps_recommendation(tmp_path: Path) -> None:
+    """HF's default logging_steps: 500 leaves one point on a short run: the report recommends a
+    value, computed from the steps per epoch that trainer_state.json gives."""
+    run = sim.simulate(epochs=5)
+    sim.write_run(run, tmp_path, losses=False)
+    rows = [r for r in run.log if "loss" in r]
+    sim.write_jsonl(tmp_path / "trainer_log.jsonl", rows[-1:])
+    rep = build_report(tmp_path)
+    rec = next(r for r in rep["recommendations"] if r["setting"].startswith("logging_steps"))
+    assert rec["setting"] == "logging_steps: 1"
+    assert f"{run.steps_per_epoch} steps" in rec["evidence"]
+    # every 10th step of 23-step epochs: 2 points per epoch, the same advice
+    sim.write_jsonl(tmp_path / "trainer_log.jsonl", rows[9::10])
+    rep = build_report(tmp_path)
+    assert any(r["setting"] == "logging_steps: 1" for r in rep["recommendations"])
+    assert rep["staircase"]["verdict"] != "staircase"

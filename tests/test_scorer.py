@@ -562,3 +562,24 @@ def test_threads_default_and_choice() -> None:
         assert set_threads(3, "cuda") is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_no_tokenizer_length_warning_when_a_max_length_is_given(
+    tiny: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A tokenizer saved with a small model_max_length warns on every long text it encodes;
+    with --max-length the scorer truncates itself, so that warning is noise and must not show."""
+    from dedup_audit.memorization.scorer import load_tokenizer
+
+    run = _bare_run(tiny, tmp_path / "run")
+    cfg_path = run / "checkpoint-30" / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg["model_max_length"] = 16
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+    capfd.readouterr()
+    load_tokenizer(run / "checkpoint-30").encode("word " * 40)
+    assert "Token indices sequence length" in capfd.readouterr().err  # the warning exists
+    score_run(
+        run, tiny["train"], template="default", max_length=CUTOFF, device="cpu", progress=False
+    )
+    assert "Token indices sequence length" not in capfd.readouterr().err
