@@ -565,21 +565,37 @@ def test_threads_default_and_choice() -> None:
 
 
 def test_no_tokenizer_length_warning_when_a_max_length_is_given(
-    tiny: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tiny: dict[str, Path], tmp_path: Path
 ) -> None:
     """A tokenizer saved with a small model_max_length warns on every long text it encodes;
     with --max-length the scorer truncates itself, so that warning is noise and must not show."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
     from dedup_audit.memorization.scorer import load_tokenizer
 
-    run = _bare_run(tiny, tmp_path / "run")
-    cfg_path = run / "checkpoint-30" / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["model_max_length"] = 16
-    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-    capfd.readouterr()
-    load_tokenizer(run / "checkpoint-30").encode("word " * 40)
-    assert "Token indices sequence length" in capfd.readouterr().err  # the warning exists
-    score_run(
-        run, tiny["train"], template="default", max_length=CUTOFF, device="cpu", progress=False
-    )
-    assert "Token indices sequence length" not in capfd.readouterr().err
+    hf_logging.set_verbosity_warning()  # an earlier `-q` run may have silenced transformers
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        run = _bare_run(tiny, tmp_path / "run")
+        cfg_path = run / "checkpoint-30" / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg["model_max_length"] = 16
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        load_tokenizer(run / "checkpoint-30").encode("word " * 40)
+        assert any("Token indices sequence length" in m for m in seen)  # the warning exists
+        seen.clear()
+        score_run(
+            run, tiny["train"], template="default", max_length=CUTOFF, device="cpu", progress=False
+        )
+        assert not any("Token indices sequence length" in m for m in seen), seen
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
