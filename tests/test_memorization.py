@@ -406,6 +406,10 @@ def test_rise_headline_and_schedule_advice(tmp_path: Path) -> None:
     assert c["verdict"] == "supported" and any("the loss rises here" in e for e in c["evidence"])
     sched = next(r for r in rep["recommendations"] if r["hypothesis"] == "c")
     assert "the loss rises at [1, 2, 3]" in sched["evidence"]
+    from dedup_audit.report.html import render_html
+
+    page = render_html(rep)  # the loss plot marks rise boundaries in their own colour
+    assert 'class="v-rise"' in page and "plot-loss" in page
 
 
 def test_unreadable_trainer_log_in_a_folder_names_file_and_line(tmp_path: Path) -> None:
