@@ -368,8 +368,9 @@ def resolve_settings(
     of them, scoring would silently use the tokenizer's chat template and no truncation, which
     can change the tokens (and the loss) of many rows: an error unless `guess` opts in."""
     source = "flags"
-    if template is None and max_length is None and config is not None:
-        source = f"config {config.path}"
+    if config is not None:
+        given = template is not None or max_length is not None
+        source = f"flags + config {config.path}" if given else f"config {config.path}"
     if config is not None:
         template = template or config.template
         max_length = max_length if max_length is not None else config.cutoff_len
@@ -486,10 +487,11 @@ def score_run(
         raise ConfigError(f"--batch-size {batch_size}: must be >= 1")
     run = Path(run_dir)
     targets = find_checkpoints(run)
-    if base_model is None and config is not None and config.model_name_or_path:
+    adapter_base = base_model
+    if adapter_base is None and config is not None and config.model_name_or_path:
         candidate = Path(config.model_name_or_path)
         if candidate.is_dir() and any(t.adapter for t in targets):
-            base_model = candidate  # the base the LoRA checkpoints sit on
+            adapter_base = candidate  # the base the LoRA checkpoints sit on (not scored itself)
     if base_model is not None:
         bm = Path(base_model)
         if not bm.exists():
@@ -518,7 +520,7 @@ def score_run(
             None,
         )
         or (run if (run / "tokenizer_config.json").is_file() else None)
-        or base_model
+        or adapter_base
     )
     if tok_source is None:
         raise InputError(f"{run}: no tokenizer in the checkpoints or run folder; pass --base-model")
@@ -553,7 +555,7 @@ def score_run(
     set_threads(threads, dev)
     rows: list[dict[str, Any]] = []
     for target in targets:
-        model = load_model(target, base_model, dev)
+        model = load_model(target, adapter_base, dev)
         scores = score_model(
             model,
             items,
