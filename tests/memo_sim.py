@@ -245,6 +245,36 @@ def smooth_log(
     return out
 
 
+def restart_log(
+    *, steps_per_epoch: int = 40, epochs: int = 4, seed: int = 3, schedule: str = "restarts"
+) -> list[dict[str, Any]]:
+    """A run without memorization whose lr changes at every boundary: cosine restarting at each
+    epoch ("restarts": the loss jumps UP when the lr does) or a x0.3 step decay per epoch ("step":
+    the loss drops with the lr). The loss carries 0.4 x lr/peak: a high lr holds it up."""
+    rng = random.Random(seed)
+    total = steps_per_epoch * epochs
+    out = []
+    for s in range(1, total + 1):
+        pos = ((s - 1) % steps_per_epoch) / steps_per_epoch
+        if schedule == "restarts":
+            lr = 5e-5 * 0.5 * (1 + math.cos(math.pi * pos))
+        else:
+            lr = 5e-5 * 0.3 ** ((s - 1) // steps_per_epoch)
+        loss = (
+            (1.2 + 1.0 * math.exp(-s / 60)) * (1 + 0.4 * lr / 5e-5) * math.exp(rng.gauss(0, 0.03))
+        )
+        out.append(
+            {
+                "current_steps": s,
+                "total_steps": total,
+                "loss": round(loss, 4),
+                "lr": lr,
+                "epoch": s / steps_per_epoch,
+            }
+        )
+    return out
+
+
 def write_run(run: SimRun, folder: Path, *, state: bool = True, losses: bool = True) -> Path:
     """Write the run the way LLaMA-Factory lays out output_dir, plus the dataset and losses."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,22 @@ def test_full_report_renders_with_all_plots(browser, tmp_path: Path) -> None:  #
     )
     assert ids == ["diagnosis", "recommendations", "staircase", "samples", "inputs"]
     headline = browser.find_element("id", "headline").text
-    assert headline == rep["headline"] and "(a) memorization" in headline
+    assert headline == rep["headline"] and "memorization of the training samples" in headline
+    # issue 10's glitches: no raw markdown, no "n/ax", exact copies shown once with their ids
+    body = browser.find_element("tag name", "body").text
+    assert "`" not in body and "n/ax" not in body
+    assert browser.find_elements("css selector", "#diagnosis code")
+    copies = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#samples .side')).map("
+        "s => Array.from(s.querySelectorAll('.member pre')).map(p => p.innerText).join('|'));"
+    )
+    for side in copies:
+        texts = side.split("|")
+        pairs = list(zip(texts[::2], texts[1::2], strict=True))
+        assert len(pairs) == len(set(pairs)), "identical copies shown side by side"
+    assert "identical copies:" in body
+    captions = [f.text for f in browser.find_elements("tag name", "figcaption")]
+    assert any("held-out in green" in c for c in captions)  # this run has held-out losses
     # the diagnosis table shows each hypothesis with the verdict report.json gives it
     rows = browser.execute_script(
         "return Array.from(document.querySelectorAll('#diagnosis tbody tr')).map(r => r.cells[2].innerText);"
@@ -83,3 +98,16 @@ def test_html_renders_only_report_json(tmp_path: Path) -> None:
     again = render_html(json.loads(paths["json"].read_text(encoding="utf-8")))
     assert again == paths["html"].read_text(encoding="utf-8")
     assert "<script" not in again and "http://" not in again and "https://" not in again
+
+
+def test_group_caption_mentions_held_out_only_when_there_is_one(tmp_path: Path) -> None:
+    rows = [json.loads(x) for x in (RUN / "losses.jsonl").read_text(encoding="utf-8").splitlines()]
+    train_only = tmp_path / "train_losses.jsonl"
+    train_only.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows if r["split"] == "train"), encoding="utf-8"
+    )
+    page = render_html(build_report(RUN, data=RUN / "train.json", losses=train_only))
+    assert "Mean per-sample loss per epoch, by cluster size" in page
+    assert "held-out in green" not in page
+    full = render_html(build_report(RUN, data=RUN / "train.json"))
+    assert "held-out in green" in full

@@ -16,11 +16,14 @@ import torch
 from click.testing import CliRunner
 
 from dedup_audit.errors import ConfigError, InputError, OutputError
+from dedup_audit.memorization.run_config import read_run_config
 from dedup_audit.memorization.scorer import (
+    check_rows_against_run,
     find_checkpoints,
     load_records,
     response_losses,
     score_run,
+    set_threads,
     write_loss_rows,
 )
 from dedup_audit.memorization.sft_encoding import (
@@ -208,7 +211,10 @@ def test_trained_rows_score_lower_than_heldout_and_base(tiny: dict[str, Path]) -
         "n_tokens",
         "split",
         "content_key",
+        "scored_with",
     ]
+    # the settings came from the YAML left in the run folder, and every row says so
+    assert first["scored_with"].startswith("llamafactory:default, cutoff_len 96 (YAML in ")
     recs = {r.id: r for r in load_records(tiny["train"])}
     for r in rows:
         if r["split"] == "train":
@@ -428,3 +434,168 @@ def test_recorded_sample_run_matches_scorer_encoding() -> None:
         p = post[(r["key"], "base")]
         assert r["n_tokens"] == p["n_tokens"]
         assert r["loss"] == pytest.approx(p["loss"], abs=1e-4)
+
+
+def _bare_run(tiny: dict[str, Path], where: Path) -> Path:
+    """The tiny run as `llamafactory-cli train` leaves it: checkpoints, no YAML."""
+    import shutil
+
+    shutil.copytree(tiny["run"] / "checkpoint-30", where / "checkpoint-30")
+    return where
+
+
+def test_config_yaml_gives_the_run_settings_and_data(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """--config train.yaml: template, cutoff_len and dataset/dataset_dir of the user's YAML give
+    the same rows as the explicit flags, on a run folder that holds no YAML."""
+    run = _bare_run(tiny, tmp_path / "run")
+    data_dir = tiny["train"].parent
+    (data_dir / "dataset_info.json").write_text(
+        json.dumps({"tiny_train": {"file_name": "train.json"}}), encoding="utf-8"
+    )
+    yaml_path = tmp_path / "train.yaml"
+    yaml_path.write_text(
+        "### model\nmodel_name_or_path: base\nstage: sft\nfinetuning_type: full\n"
+        f"dataset: tiny_train\ndataset_dir: {data_dir}\ntemplate: default\ncutoff_len: {CUTOFF}\n",
+        encoding="utf-8",
+    )
+    cfg = read_run_config(yaml_path)
+    assert (cfg.template, cfg.cutoff_len, cfg.datasets) == ("default", CUTOFF, ("tiny_train",))
+    from_config = score_run(run, None, config=cfg, device="cpu", progress=False)
+    from_flags = score_run(
+        run, tiny["train"], template="default", max_length=CUTOFF, device="cpu", progress=False
+    )
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "scored_with"} for r in rows]  # noqa: E731
+    assert strip(from_config) == strip(from_flags)
+    assert f"config {yaml_path}" in from_config[0]["scored_with"]
+    # no YAML, no --config, no flags: exit 2 naming them, unless --guess-settings (recorded)
+    from dedup_audit.cli import cli
+
+    out = tmp_path / "l.jsonl"
+    base = ["losses", str(run), "--data", str(tiny["train"]), "--device", "cpu", "-o", str(out)]
+    res = CliRunner().invoke(cli, base)
+    assert res.exit_code == 2 and "--config train.yaml" in res.output and "--template" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(cli, [*base, "--guess-settings", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "Loading weights" not in res.output and res.output == ""  # -q: no loading bars
+    row = json.loads(out.read_text().splitlines()[0])
+    assert row["scored_with"].startswith("plain, cutoff_len none (guessed")
+    # an unknown --template is refused up front, with the known ones listed
+    res = CliRunner().invoke(cli, [*base, "--template", "mistral", "--force"])
+    assert res.exit_code == 2 and "known: default, empty, alpaca" in res.output
+
+
+def test_checkpoint_without_weights_fails_up_front(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from dedup_audit.cli import cli
+
+    run = _bare_run(tiny, tmp_path / "run")
+    broken = run / "checkpoint-60"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}", encoding="utf-8")
+    res = CliRunner().invoke(
+        cli,
+        [
+            "losses",
+            str(run),
+            "--data",
+            str(tiny["train"]),
+            "--template",
+            "default",
+            "-o",
+            str(tmp_path / "l.jsonl"),
+        ],
+    )
+    assert res.exit_code == 2, res.output
+    assert "checkpoint-60: no model weights" in res.output and "Traceback" not in res.output
+
+
+def test_data_is_checked_against_the_recorded_run(tmp_path: Path) -> None:
+    """trainer_state.json of the recorded run: 248 steps, 8 epochs, batch 8 -> 31 steps per
+    epoch, so 241-248 rows fit (with gradient accumulation unknown, a few multiples too); 300
+    rows do not. The issue's case: the 999-row alpaca demo against a 456-row run."""
+    assert "244 rows fit" in (check_rows_against_run(RUN, 244, "train.json") or "")
+    with pytest.raises(InputError, match="300 training rows do not fit the run"):
+        check_rows_against_run(RUN, 300, "other.json")
+    (tmp_path / "run456").mkdir()
+    (tmp_path / "run456" / "trainer_state.json").write_text(
+        json.dumps({"max_steps": 228, "num_train_epochs": 4, "train_batch_size": 8}),
+        encoding="utf-8",
+    )
+    assert check_rows_against_run(tmp_path / "run456", 456, "train.json")
+    with pytest.raises(InputError, match="999 training rows do not fit the run"):
+        check_rows_against_run(tmp_path / "run456", 999, "alpaca_en_demo.json")
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(
+        (RUN / "training_args.yaml").read_text(encoding="utf-8") + "val_size: 0.1\n",
+        encoding="utf-8",
+    )
+    # with val_size 0.1, 244 rows leave 220 to train on: 28 steps, not 31
+    with pytest.raises(InputError, match="220 training rows"):
+        check_rows_against_run(RUN, 244, "train.json", read_run_config(cfg_path))
+
+
+def test_recorded_run_yaml_reads_its_dataset(tmp_path: Path) -> None:
+    """The recorded run's YAML with dataset_dir pointing at sample_data/run loads the 244 rows
+    it trained on (dataset dedup_demo_train in its dataset_info.json)."""
+    from dedup_audit.memorization.scorer import load_training_records
+
+    text = (RUN / "training_args.yaml").read_text(encoding="utf-8")
+    text = text.replace('dataset_dir: "benchmarks/_work/data"', f'dataset_dir: "{RUN}"')
+    (tmp_path / "train.yaml").write_text(text, encoding="utf-8")
+    cfg = read_run_config(tmp_path / "train.yaml")
+    assert (cfg.template, cfg.cutoff_len, cfg.finetuning_type) == ("default", 128, "full")
+    records, name = load_training_records(None, dataset_info=None, dataset_name=None, config=cfg)
+    assert name == "dedup_demo_train" and len(records) == 244
+    assert check_rows_against_run(RUN, len(records), name, cfg)
+    (tmp_path / "bad.yaml").write_text("stage: dpo\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="sft"):
+        read_run_config(tmp_path / "bad.yaml")
+
+
+def test_threads_default_and_choice() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1, "cpu") == 1 and torch.get_num_threads() == 1
+        import os
+
+        assert set_threads(None, "cpu") == max(1, min(8, (os.cpu_count() or 2) // 2))
+        assert set_threads(3, "cuda") is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_no_tokenizer_length_warning_when_a_max_length_is_given(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    """A tokenizer saved with a small model_max_length warns on every long text it encodes;
+    with --max-length the scorer truncates itself, so that warning is noise and must not show."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from dedup_audit.memorization.scorer import load_tokenizer
+
+    hf_logging.set_verbosity_warning()  # an earlier `-q` run may have silenced transformers
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        run = _bare_run(tiny, tmp_path / "run")
+        cfg_path = run / "checkpoint-30" / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg["model_max_length"] = 16
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        load_tokenizer(run / "checkpoint-30").encode("word " * 40)
+        assert any("Token indices sequence length" in m for m in seen)  # the warning exists
+        seen.clear()
+        score_run(
+            run, tiny["train"], template="default", max_length=CUTOFF, device="cpu", progress=False
+        )
+        assert not any("Token indices sequence length" in m for m in seen), seen
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)

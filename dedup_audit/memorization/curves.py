@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dedup_audit.errors import InputError
 from dedup_audit.memorization.losses import Issue, LossTable, join_keys
 from dedup_audit.memorization.membership import Membership
 
@@ -69,16 +70,34 @@ def record_curves(
     join = join_keys(sorted(train), membership.ids, membership.hashes, losses.content_keys())
     notes["joined_by"] = join.matched_by
     notes["joined_keys"] = len(join.key_to_records)
+    notes["joined_by_content"] = join.by_content
+    notes["joined_by_id_only"] = join.id_only
+    notes["ids_disagree_with_content"] = len(join.mismatched)
+    mismatch = join.mismatch_issue(len(train))
+    if mismatch:
+        issues.append(mismatch)
     if membership.source == "scan":
-        # keys outside every cluster: singletons we cannot check against the dataset
+        # keys outside every cluster (their content is no cluster member's): singletons we
+        # cannot check against the dataset
         nxt = max([*membership.record_ids, -1]) + 1
-        notes["assumed_singletons"] = len(join.unmatched)
+        outside = sorted([*join.unmatched, *join.conflicting])
+        notes["assumed_singletons"] = len(outside)
+        join.unmatched, join.conflicting = outside, []
         for k in join.unmatched:
             join.key_to_records[k] = (nxt,)
             membership.record_ids[nxt] = k
             nxt += 1
         join.unmatched = []
     else:
+        if join.conflicting:
+            shown = ", ".join(sorted(join.conflicting)[:3])
+            raise InputError(
+                f"{losses.path}: {len(join.conflicting)} loss key(s) (e.g. {shown}) name records of "
+                "the data whose content differs from the content they were scored on, and that "
+                "content is nowhere in the data, so the join is ambiguous: the losses were scored "
+                "on another version of the file. Pass the file they were scored on, or rescore "
+                "with `dedup-audit losses`"
+            )
         issue = join.issue(len(train))
         if issue:
             issues.append(issue)

@@ -50,6 +50,7 @@ class LossRow:
     n_tokens: int | None = None
     line: int = 0  # 1-based line / row number in the source file, for messages
     content_key: str | None = None  # sample_key of the row's content, when the producer knows it
+    scored_with: str | None = None  # template / cutoff the scorer used, and where they came from
 
 
 @dataclass
@@ -94,6 +95,10 @@ class LossTable:
 
     def content_keys(self) -> dict[str, str]:
         return {r.key: r.content_key for r in self.rows if r.content_key}
+
+    def scored_with(self) -> list[str]:
+        """The distinct scoring settings the rows record (`dedup-audit losses` writes them)."""
+        return sorted({r.scored_with for r in self.rows if r.scored_with})
 
     def steps(self) -> dict[float, int]:
         """Epoch -> global step of that measurement, where rows say it."""
@@ -194,6 +199,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
     step_f = _num(obj.get("step"))
     ckpt = obj.get("checkpoint")
     ck = obj.get("content_key")
+    sw = obj.get("scored_with")
     return LossRow(
         key=str(key),
         epoch=round(epoch, 6),
@@ -204,6 +210,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
         n_tokens=n_tokens,
         line=n,
         content_key=str(ck) if ck else None,
+        scored_with=str(sw) if sw else None,
     )
 
 
@@ -377,11 +384,21 @@ def merge(tables: Iterable[LossTable]) -> LossTable:
 
 @dataclass
 class JoinResult:
-    """How loss keys map onto dataset records (indices), and what did not join."""
+    """How loss keys map onto dataset records (indices), and what did not join.
+
+    `mismatched` are loss keys whose record id exists in the data but names a record with other
+    content than the loss row's content_key (the file was reordered or edited since scoring):
+    they are joined by content instead. `conflicting` are such keys whose content is nowhere in
+    the data: no record can be trusted to be theirs."""
 
     key_to_records: dict[str, tuple[int, ...]]
     unmatched: list[str]
-    matched_by: str  # "id" | "content_hash" | "mixed" | "none"
+    matched_by: str  # "content_key" | "id" | "mixed" | "none"
+    by_content: int = 0
+    by_id: int = 0
+    id_only: int = 0  # joined by id with no content key to check it against
+    mismatched: list[str] = field(default_factory=list)
+    conflicting: list[str] = field(default_factory=list)
 
     def issue(self, total_keys: int) -> Issue | None:
         if not self.unmatched:
@@ -395,6 +412,18 @@ class JoinResult:
             sorted(self.unmatched)[:MAX_EXAMPLES],
         )
 
+    def mismatch_issue(self, total_keys: int) -> Issue | None:
+        if not self.mismatched:
+            return None
+        return Issue(
+            "ids_disagree_with_content",
+            len(self.mismatched),
+            f"{len(self.mismatched)} of {total_keys} loss key(s) name a record id whose content "
+            "differs from the content they were scored on (the data file was reordered or edited "
+            "since `dedup-audit losses`); they were joined by content, not by id",
+            sorted(self.mismatched)[:MAX_EXAMPLES],
+        )
+
 
 def join_keys(
     keys: Iterable[str],
@@ -402,32 +431,45 @@ def join_keys(
     hashes: Mapping[str, tuple[int, ...]],
     content_keys: Mapping[str, str] | None = None,
 ) -> JoinResult:
-    """Map loss keys to record indices by record id first, then by content hash (the key itself,
-    else the row's content_key)."""
+    """Map loss keys to record indices: by content where the row says its content (the key is a
+    content hash, or the row carries content_key), checked against the record id when both exist;
+    by record id only for rows that carry no content key.
+
+    Why content first: a loss row's id is a row number ("train.json:12"), which a reordered or
+    edited file silently points at another sample; its content_key cannot."""
     content_keys = content_keys or {}
-    mapping: dict[str, tuple[int, ...]] = {}
-    unmatched: list[str] = []
-    by_id = by_hash = 0
+    record_hash = {i: h for h, idxs in hashes.items() for i in idxs}
+    out = JoinResult({}, [], "none")
     for key in keys:
-        if key in ids:
-            mapping[key] = (ids[key],)
-            by_id += 1
-        elif key in hashes:
-            mapping[key] = hashes[key]
-            by_hash += 1
-        elif content_keys.get(key) in hashes:
-            mapping[key] = hashes[content_keys[key]]
-            by_hash += 1
+        content = key if key in hashes else content_keys.get(key)
+        idx = ids.get(key)
+        if content is None:
+            if idx is None:
+                out.unmatched.append(key)
+            else:
+                out.key_to_records[key] = (idx,)
+                out.by_id += 1
+                out.id_only += 1
+            continue
+        if content in hashes:
+            if idx is not None and record_hash.get(idx) == content:
+                out.key_to_records[key] = (idx,)  # id and content agree
+            else:
+                if idx is not None:
+                    out.mismatched.append(key)
+                out.key_to_records[key] = hashes[content]
+            out.by_content += 1
+        elif idx is not None:
+            out.conflicting.append(key)  # the id exists, the scored content does not
         else:
-            unmatched.append(key)
-    how = "none"
-    if by_id and by_hash:
-        how = "mixed"
-    elif by_id:
-        how = "id"
-    elif by_hash:
-        how = "content_hash"
-    return JoinResult(mapping, unmatched, how)
+            out.unmatched.append(key)
+    if out.by_content and out.id_only:
+        out.matched_by = "mixed"
+    elif out.by_content:
+        out.matched_by = "content_key"
+    elif out.by_id:
+        out.matched_by = "id"
+    return out
 
 
 def read_key_list(path: str | Path) -> list[str]:

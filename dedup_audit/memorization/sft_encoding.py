@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
+LLAMAFACTORY_DEFAULT_CUTOFF = 2048  # cutoff_len when a LLaMA-Factory YAML sets none
 EOS = "\x00eos"  # slot markers: LLaMA-Factory's {"eos_token"} / {"bos_token"}
 BOS = "\x00bos"
 

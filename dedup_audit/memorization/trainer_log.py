@@ -25,6 +25,11 @@ from typing import Any
 from dedup_audit.errors import InputError
 
 
+class LogNotFoundError(InputError):
+    """A run folder without any training log (a partial report can still be made); unlike a log
+    that exists but cannot be read, which is an error naming the file and line."""
+
+
 @dataclass(frozen=True)
 class LogEntry:
     step: int
@@ -300,7 +305,7 @@ def read_log(path: str | Path) -> TrainingLog:
             return log
         if state_path is not None:
             return read_trainer_state(state_path)
-        raise InputError(
+        raise LogNotFoundError(
             f"{p}: no trainer_log.jsonl or trainer_state.json here or in checkpoint-*/; point "
             "`report` at the training output_dir, or give --losses for a per-sample report"
         )

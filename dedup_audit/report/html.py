@@ -7,6 +7,7 @@ PNG), so the JSON stays the single source of truth and the page needs no network
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 CSS = """
@@ -20,6 +21,7 @@ th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums
 .v-staircase,.v-supported{color:#b00020;font-weight:600}
 .v-smooth,.v-not-supported{color:#2e7d32;font-weight:600}
 .v-inconclusive,.v-undecided{color:#a15c00;font-weight:600}
+.v-rise{color:#6a3d9a;font-weight:600} code{background:#f0f0f0;padding:0 3px}
 figure{margin:12px 0;background:#fff;padding:8px;border:1px solid #eee}
 figure img{max-width:100%;height:auto} figcaption{font-size:.85em;color:#555}
 .side{display:flex;gap:8px;flex-wrap:wrap} .side>div{flex:1 1 300px;background:#fff;border:1px solid #ddd;padding:8px;font-size:.85em}
@@ -28,8 +30,17 @@ pre{white-space:pre-wrap;margin:4px 0;background:#f6f6f6;padding:4px}
 """
 
 
+class _Raw(str):
+    """Already-escaped HTML for a table cell."""
+
+
 def _e(x: Any) -> str:
     return html.escape("" if x is None else str(x))
+
+
+def _md(x: Any) -> _Raw:
+    """Escaped text with `code` spans rendered (evidence and advice quote settings that way)."""
+    return _Raw(re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(x)))
 
 
 def _num(x: Any, spec: str = ".4g") -> str:
@@ -57,10 +68,6 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-class _Raw(str):
-    """Already-escaped HTML for a table cell."""
-
-
 def _verdict(v: str) -> _Raw:
     return _Raw(f'<span class="v-{_e(v).replace(" ", "-")}">{_e(v)}</span>')
 
@@ -76,7 +83,7 @@ def _figure(plots: dict[str, str], name: str, caption: str) -> str:
 
 def _staircase(st: dict[str, Any], plots: dict[str, str]) -> str:
     parts = ['<section id="staircase"><h2>Staircase in the training loss</h2>']
-    parts.append(f"<p>Verdict: {_verdict(st['verdict'])}. {_e('; '.join(st['reasons']))}</p>")
+    parts.append(f"<p>Verdict: {_verdict(st['verdict'])}. {_md('; '.join(st['reasons']))}</p>")
     if st.get("steps_per_epoch"):
         parts.append(
             f'<p class="muted">{_num(st["steps_per_epoch"])} steps per epoch, '
@@ -110,7 +117,7 @@ def _staircase(st: dict[str, Any], plots: dict[str, str]) -> str:
                 )
             ),
             _verdict(b["verdict"]),
-            "; ".join(b.get("reasons", [])),
+            _md("; ".join(b.get("reasons", []))),
         ]
         for b in st.get("boundaries", [])
     ]
@@ -176,7 +183,8 @@ def _samples(sm: dict[str, Any], plots: dict[str, str]) -> str:
         _figure(
             plots,
             "group_curves",
-            "Mean per-sample loss per epoch, by cluster size (held-out in green)",
+            "Mean per-sample loss per epoch, by cluster size"
+            + (" (held-out in green)" if "heldout" in (sm.get("groups") or {}) else ""),
         )
     )
     parts.append(
@@ -293,12 +301,16 @@ def _samples(sm: dict[str, Any], plots: dict[str, str]) -> str:
                 f"<p><b>{_e(u['unit'])}</b> — {u['copies']} cop{'y' if u['copies'] == 1 else 'ies'}, kind {_e(u['kind'])}, "
                 f'score {_num(u["memorization_score"])}, drop {_num(u["drop_since_first"])}</p><div class="side">'
             )
-            for mrow in u["members"]:
+            for group in _same_text(u["members"]):
+                mrow = group[0]
                 losses = ", ".join(
                     f"{k}: {v:.3g}" for k, v in mrow["losses"].items() if v is not None
                 )
+                ids = ", ".join(str(m["id"]) for m in group)
+                title = f"{len(group)} identical copies: {_e(ids)}" if len(group) > 1 else _e(ids)
                 parts.append(
-                    f'<div><b>{_e(mrow["id"])}</b><br><span class="muted">loss {_e(losses)}</span>'
+                    f'<div class="member"><b>{title}</b><br>'
+                    f'<span class="muted">loss {_e(losses)}</span>'
                     + (
                         f"<pre>{_e(mrow.get('prompt'))}</pre><pre>{_e(mrow.get('response'))}</pre>"
                         if mrow.get("prompt") or mrow.get("response")
@@ -311,6 +323,18 @@ def _samples(sm: dict[str, Any], plots: dict[str, str]) -> str:
             parts.append("</div>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _same_text(members: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Members grouped by identical prompt + response: exact copies are shown once, with their
+    ids, instead of side by side (different texts, the near duplicates, stay side by side)."""
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for m in members:
+        key = (m.get("prompt"), m.get("response"))
+        if key == (None, None):
+            key = (m.get("id"), None)
+        groups.setdefault(key, []).append(m)
+    return list(groups.values())
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -331,8 +355,8 @@ def render_html(report: dict[str, Any]) -> str:
             f"({d['id']})",
             d["hypothesis"],
             _verdict(d["verdict"]),
-            _Raw("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d["evidence"]) + "</ul>"),
-            d["decided_by"],
+            _Raw("<ul>" + "".join(f"<li>{_md(x)}</li>" for x in d["evidence"]) + "</ul>"),
+            _md(d["decided_by"]),
         ]
         for d in report["diagnosis"]
     ]
@@ -347,7 +371,7 @@ def render_html(report: dict[str, Any]) -> str:
                     [
                         r["action"],
                         _Raw(f"<pre>{_e(r['setting'])}</pre>"),
-                        r["evidence"],
+                        _md(r["evidence"]),
                         r["hypothesis"],
                     ]
                     for r in report["recommendations"]
@@ -367,7 +391,7 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(
             _table(
                 ["missing", "effect", "how to add it"],
-                [[m["what"], m["effect"], m["how"]] for m in report["missing"]],
+                [[m["what"], _md(m["effect"]), _md(m["how"])] for m in report["missing"]],
             )
         )
     issues = (report.get("samples") or {}).get("issues") or []

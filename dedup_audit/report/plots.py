@@ -58,7 +58,12 @@ def loss_plot(stair: dict[str, Any]) -> str | None:
     for i, (_k, (xs, ys)) in enumerate(sorted(by_epoch.items())):
         ax.plot(xs, ys, "-", color="#4c72b0", lw=2, label="mean within epoch" if i == 0 else None)
     verdicts = {b["step"]: b["verdict"] for b in stair.get("boundaries", [])}
-    colors = {"staircase": "#c44e52", "smooth": "#55a868", "inconclusive": "#dd8452"}
+    colors = {
+        "staircase": "#c44e52",
+        "smooth": "#55a868",
+        "inconclusive": "#dd8452",
+        "rise": "#8172b3",
+    }
     labelled: set[str] = set()
     for b in s.get("boundary_steps", []):
         v = verdicts.get(b, "inconclusive")

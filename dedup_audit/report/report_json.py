@@ -13,11 +13,18 @@ would add and how to supply it, so partial inputs give a partial report, never a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.diagnosis import diagnose
+from dedup_audit.memorization.diagnosis import (
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Hypothesis,
+    diagnose,
+    fmt,
+)
 from dedup_audit.memorization.losses import (
     LossTable,
     looks_like_losses,
@@ -30,16 +37,21 @@ from dedup_audit.memorization.membership import (
     membership_from_dataset,
     membership_from_scan_report,
 )
-from dedup_audit.memorization.recommend import recommend
+from dedup_audit.memorization.recommend import Recommendation, recommend
 from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import TrainingLog, checkpoint_dirs, read_log
+from dedup_audit.memorization.trainer_log import (
+    LogNotFoundError,
+    TrainingLog,
+    checkpoint_dirs,
+    read_log,
+)
 from dedup_audit.memorization.training_args import read_training_args, relevant_args
 from dedup_audit.records import Cluster, Dataset
 from dedup_audit.writers import atomic_write_text
 
 SCHEMA = "dedup-audit/memorization"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOSS_NAMES = ("losses.jsonl", "losses.parquet", "losses.csv")
 ARGS_NAMES = ("training_args.yaml", "training_args.yml", "training_args.json", "train.yaml")
 
@@ -105,6 +117,131 @@ def _load_scan_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class Gathered:
+    """What the input stages found (report.json `inputs`) and what they lacked (`missing`)."""
+
+    inputs: dict[str, Any] = field(default_factory=dict)
+    missing: list[dict[str, str]] = field(default_factory=list)
+
+    def lack(self, what: str, effect: str, how: str) -> None:
+        self.missing.append(_missing(what, effect, how))
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """The run folder (or single log file): its training log and checkpoint steps."""
+
+    log: TrainingLog | None
+    run_dir: Path | None
+    checkpoints: list[int]
+
+
+def read_run(run: str | Path | None, g: Gathered) -> RunStage:
+    """The training log of a run folder or file; a folder without one is a partial report, a
+    log that exists but cannot be read is an error (InputError naming file and line)."""
+    if run is None:
+        g.lack(
+            "training log",
+            "no staircase test and no lr/event diagnosis",
+            "pass the run folder (output_dir) or trainer_log.jsonl",
+        )
+        return RunStage(None, None, [])
+    rp = Path(run)
+    g.inputs["run"] = str(rp)
+    if not rp.exists():
+        raise InputError(f"{rp}: run folder or log not found")
+    run_dir = rp if rp.is_dir() else None
+    log = None
+    try:
+        log = read_log(rp)
+        g.inputs["trainer_log"] = log.path
+    except LogNotFoundError as exc:
+        g.lack(
+            "training log",
+            str(exc),
+            "train with logging_steps: 1; LLaMA-Factory writes trainer_log.jsonl",
+        )
+    checkpoints = [s for s, _ in checkpoint_dirs(run_dir)] if run_dir else []
+    return RunStage(log, run_dir, checkpoints)
+
+
+def read_args(training_args: str | Path | None, g: Gathered) -> dict[str, Any]:
+    if training_args is None:
+        g.lack(
+            "training arguments",
+            "scheduler, batch and save/eval settings are read from the log only",
+            "--training-args the LLaMA-Factory YAML you trained with",
+        )
+        return {}
+    g.inputs["training_args"] = str(training_args)
+    return read_training_args(training_args)
+
+
+def read_membership(
+    g: Gathered,
+    *,
+    dataset: Dataset | None,
+    clusters: list[Cluster] | None,
+    data: str | Path | None,
+    scan: str | Path | None,
+    view: str,
+    progress: bool,
+) -> Membership | None:
+    """Duplicate clusters: from a given dataset, --data (scanned now, or with --scan's
+    clusters), or a scan report alone."""
+    if dataset is not None:
+        g.inputs["data"] = ", ".join(dataset.paths)
+        return membership_from_dataset(dataset, clusters or [], view)
+    if data is not None:
+        from dedup_audit.pipeline import load
+        from dedup_audit.pipeline import scan as run_scan
+
+        g.inputs["data"] = str(data)
+        if scan is not None:
+            report = _load_scan_json(scan)
+            g.inputs["scan"] = str(scan)
+            ds = load(data)
+            return membership_from_dataset(ds, _scan_clusters(report, ds, str(scan)), view)
+        result = run_scan(data, progress=progress)
+        return membership_from_dataset(result.dataset, result.clusters, view)
+    if scan is not None:
+        g.inputs["scan"] = str(scan)
+        return membership_from_scan_report(_load_scan_json(scan), view)
+    g.lack(
+        "dataset / scan",
+        "no duplicate groups: hypotheses (b1) and (b2) stay undecided",
+        "--data DATA (scanned on the fly) or --scan scan/report.json",
+    )
+    return None
+
+
+def read_loss_tables(
+    losses: str | Path | None, heldout: str | Path | None, g: Gathered
+) -> tuple[LossTable | None, list[str]]:
+    """--losses plus --heldout (a losses file, merged as split heldout, or a key list)."""
+    table: LossTable | None = None
+    heldout_keys: list[str] = []
+    if losses is not None:
+        table = read_losses(losses)
+        g.inputs["losses"] = str(losses)
+    if heldout is not None:
+        g.inputs["heldout"] = str(heldout)
+        if looks_like_losses(heldout):
+            held_table = read_losses(heldout, split="heldout")
+            table = merge([table, held_table]) if table is not None else held_table
+        else:
+            heldout_keys = read_key_list(heldout)
+    if table is None:
+        g.lack(
+            "per-sample losses",
+            "no per-sample drops, groups, AUC or top memorized samples",
+            "dedup-audit losses RUN_DIR --config train.yaml -o losses.jsonl, then --losses "
+            "losses.jsonl",
+        )
+    return table, heldout_keys
+
+
 def build_report(
     run: str | Path | None = None,
     *,
@@ -126,111 +263,22 @@ def build_report(
     losses.jsonl, training_args.yaml are found there) or a single log file. `dataset` + `clusters`
     bypass loading and scanning (library use and tests).
     """
-    missing: list[dict[str, str]] = []
-    inputs: dict[str, Any] = {}
-    run_dir: Path | None = None
-    log: TrainingLog | None = None
-    if run is not None:
-        rp = Path(run)
-        inputs["run"] = str(rp)
-        if not rp.exists():
-            raise InputError(f"{rp}: run folder or log not found")
-        run_dir = rp if rp.is_dir() else None
-        try:
-            log = read_log(rp)
-            inputs["trainer_log"] = log.path
-        except InputError as exc:
-            if run_dir is None:
-                raise
-            missing.append(
-                _missing(
-                    "training log",
-                    str(exc),
-                    "train with logging_steps: 1; LLaMA-Factory writes trainer_log.jsonl",
-                )
-            )
-    checkpoints = [s for s, _ in checkpoint_dirs(run_dir)] if run_dir else []
+    g = Gathered()
+    rs = read_run(run, g)
+    log, run_dir = rs.log, rs.run_dir
     if run_dir is not None:
         if losses is None:
             losses = next((run_dir / n for n in LOSS_NAMES if (run_dir / n).is_file()), None)
         if training_args is None:
             training_args = next((run_dir / n for n in ARGS_NAMES if (run_dir / n).is_file()), None)
-    if log is None and run is None:
-        missing.append(
-            _missing(
-                "training log",
-                "no staircase test and no lr/event diagnosis",
-                "pass the run folder (output_dir) or trainer_log.jsonl",
-            )
-        )
-    args: dict[str, Any] = {}
-    if training_args is not None:
-        args = read_training_args(training_args)
-        inputs["training_args"] = str(training_args)
-    else:
-        missing.append(
-            _missing(
-                "training arguments",
-                "scheduler, batch and save/eval settings are read from the log only",
-                "--training-args the LLaMA-Factory YAML you trained with",
-            )
-        )
+    args = read_args(training_args, g)
+    checkpoints = rs.checkpoints
     events = _events(log, checkpoints, args)
-
-    # --- clusters
-    membership: Membership | None = None
-    dup_records: int | None = None
-    if dataset is not None:
-        membership = membership_from_dataset(dataset, clusters or [], view)
-        inputs["data"] = ", ".join(dataset.paths)
-    elif data is not None:
-        from dedup_audit.pipeline import load
-        from dedup_audit.pipeline import scan as run_scan
-
-        inputs["data"] = str(data)
-        if scan is not None:
-            report = _load_scan_json(scan)
-            inputs["scan"] = str(scan)
-            ds = load(data)
-            membership = membership_from_dataset(ds, _scan_clusters(report, ds, str(scan)), view)
-        else:
-            result = run_scan(data, progress=progress)
-            membership = membership_from_dataset(result.dataset, result.clusters, view)
-    elif scan is not None:
-        inputs["scan"] = str(scan)
-        membership = membership_from_scan_report(_load_scan_json(scan), view)
-    else:
-        missing.append(
-            _missing(
-                "dataset / scan",
-                "no duplicate groups: hypothesis (b) stays undecided",
-                "--data DATA (scanned on the fly) or --scan scan/report.json",
-            )
-        )
-    if membership is not None:
-        dup_records = membership.duplicated_records
-
-    # --- losses
-    table: LossTable | None = None
-    heldout_keys: list[str] = []
-    if losses is not None:
-        table = read_losses(losses)
-        inputs["losses"] = str(losses)
-    if heldout is not None:
-        inputs["heldout"] = str(heldout)
-        if looks_like_losses(heldout):
-            held_table = read_losses(heldout, split="heldout")
-            table = merge([table, held_table]) if table is not None else held_table
-        else:
-            heldout_keys = read_key_list(heldout)
-    if table is None:
-        missing.append(
-            _missing(
-                "per-sample losses",
-                "no per-sample drops, groups, AUC or top memorized samples",
-                "dedup-audit losses RUN_DIR --data DATA -o losses.jsonl, then --losses losses.jsonl",
-            )
-        )
+    membership = read_membership(
+        g, dataset=dataset, clusters=clusters, data=data, scan=scan, view=view, progress=progress
+    )
+    dup_records = membership.duplicated_records if membership is not None else None
+    table, heldout_keys = read_loss_tables(losses, heldout, g)
     samples = (
         analyze_samples(table, membership, heldout_keys=heldout_keys) if table is not None else None
     )
@@ -239,22 +287,21 @@ def build_report(
         and samples.get("available")
         and not samples["stats"]["train_vs_heldout_log_drop"].get("n_y")
     ):
-        missing.append(
-            _missing(
-                "held-out reference",
-                "the memorization score is a raw loss reduction, not relative to unseen samples",
-                "--heldout losses of samples never trained on (or a key list), or rows with split: heldout",
-            )
+        g.lack(
+            "held-out reference",
+            "the memorization score is a raw loss reduction, not relative to unseen samples",
+            "--heldout losses of samples never trained on (or a key list), or rows with split: heldout",
         )
+    inputs, missing = g.inputs, g.missing
 
     stair = None
     if log is not None:
         stair = detect_staircase(log, staircase_config, events=events)
-    diagnosis = diagnose(stair, samples, args=args, events=events, duplicated_records=dup_records)
+    hyps = diagnose(stair, samples, args=args, events=events, duplicated_records=dup_records)
     recs = recommend(
         stair,
         samples,
-        diagnosis,
+        hyps,
         args=args,
         duplicated_records=dup_records,
         data_path=str(data) if data is not None else None,
@@ -277,9 +324,9 @@ def build_report(
         "events": events,
         "staircase": stair,
         "samples": samples,
-        "diagnosis": diagnosis,
-        "recommendations": recs,
-        "headline": headline(stair, diagnosis),
+        "diagnosis": [h.to_dict() for h in hyps],
+        "recommendations": [r.to_dict() for r in recs],
+        "headline": headline(stair, samples, hyps, recs),
     }
 
 
@@ -289,31 +336,96 @@ def _tool_version() -> str:
     return __version__
 
 
-def headline(stair: dict[str, Any] | None, diagnosis: list[dict[str, Any]]) -> str:
+def _stair_sentence(stair: dict[str, Any]) -> str:
+    bs = stair["boundaries"]
+    sb = [b for b in bs if b["verdict"] == "staircase"]
+    if stair["verdict"] == "staircase":
+        drops = [b["drop"] for b in sb if b.get("drop") is not None]
+        trends = [max(0.0, b["trend_drop"]) for b in sb if b.get("trend_drop") is not None]
+        ps = [b["p_value"] for b in sb if b.get("p_value") is not None]
+        return (
+            f"Staircase at {len(sb)} of {len(bs)} epoch boundaries: the loss drops "
+            f"{fmt(min(drops))}-{fmt(max(drops))} where the within-epoch trend predicts at most "
+            f"{fmt(max(trends))} (p <= {fmt(max(ps), '.2g')} each; run-level p="
+            f"{fmt(stair['run_test']['p_value'], '.2g')})."
+        )
+    if stair["verdict"] == "rise":
+        rb = [b for b in bs if b["verdict"] == "rise"]
+        lr_up = [
+            b
+            for b in rb
+            if b.get("lr_jump") and (b.get("lr_after") or 0) > (b.get("lr_before") or 0)
+        ]
+        return f"No staircase: the loss rises at {len(rb)} of {len(bs)} epoch boundaries" + (
+            f", where the learning rate jumps up ({len(lr_up)} of them): a schedule "
+            "restart, not memorization."
+            if lr_up
+            else "; the learning rate is continuous there (look at the data order or a resume)."
+        )
+    if stair["verdict"] == "smooth":
+        return "No staircase: the loss crosses every epoch boundary as its trend predicts."
+    return "Staircase inconclusive: " + "; ".join(stair["reasons"]) + "."
+
+
+def headline(
+    stair: dict[str, Any] | None,
+    samples: dict[str, Any] | None,
+    diagnosis: list[Hypothesis],
+    recs: list[Recommendation],
+) -> str:
+    """What the evidence says, in three parts: the staircase, the cause that carries the drop
+    (with its numbers), and the changes that follow from it."""
     parts = []
     if stair is not None:
-        sb = [b for b in stair["boundaries"] if b["verdict"] == "staircase"]
-        if stair["verdict"] == "staircase":
-            parts.append(
-                f"Staircase detected at {len(sb)} of {len(stair['boundaries'])} epoch boundaries."
+        parts.append(_stair_sentence(stair))
+    by_id = {h.id: h for h in diagnosis}
+    a, b1, b2 = by_id["a"], by_id["b1"], by_id["b2"]
+    share = b2.figures.get("duplicate_share")
+    held = a.figures.get("heldout_best")
+    if a.verdict == SUPPORTED:
+        cause = "Cause: every new pass over the data lowers the training samples' loss"
+        if share and b2.verdict != SUPPORTED:
+            cause += (
+                f" (unique rows, {100 * (1 - share['row_share']):.0f}% of the data, carry "
+                f"{100 * (1 - share['drop_share']):.0f}% of each boundary drop)"
             )
-        elif stair["verdict"] == "smooth":
-            parts.append(
-                "No staircase: the loss crosses every epoch boundary as its trend predicts."
+        if held and held["rises"]:
+            cause += (
+                f" while the held-out loss is lowest at epoch {held['epoch']:g} and rises "
+                f"{held['rise_after']:.3g} by epoch {held['last_epoch']:g}"
             )
-        else:
-            parts.append("Staircase inconclusive: " + "; ".join(stair["reasons"]) + ".")
-    sup = [
-        f"({d['id']}) {d['hypothesis'].split(' (')[0]}"
-        for d in diagnosis
-        if d["verdict"] == "supported"
+        elif held:
+            cause += f" while the held-out loss stays near {held['last_loss']:.3g}"
+        parts.append(cause + ": memorization of the training samples.")
+    elif a.verdict == NOT_SUPPORTED:
+        parts.append("The held-out loss falls with the training loss: learning, not memorization.")
+    if b2.verdict == SUPPORTED and share:
+        parts.append(
+            f"Duplicated rows ({100 * share['row_share']:.0f}% of the data) carry "
+            f"{100 * share['drop_share']:.0f}% of each boundary drop: they explain the staircase."
+        )
+    elif b1.verdict == SUPPORTED:
+        parts.append(
+            f"Duplicates are memorized more (AUC {fmt(b1.figures.get('auc'))})"
+            + (" but do not explain the staircase." if b2.verdict == NOT_SUPPORTED else ".")
+        )
+    other = [
+        f"({h.id}) {h.hypothesis.split(' (')[0]}"
+        for h in diagnosis
+        if h.verdict == SUPPORTED and h.id in ("c", "d")
     ]
-    parts.append(
-        "Supported: " + ", ".join(sup) + "."
-        if sup
-        else "No hypothesis is supported by these inputs."
-    )
+    if other:
+        parts.append("Also supported: " + ", ".join(other) + ".")
+    fixes = [r.setting.splitlines()[0] for r in recs if r.key in FIX_KEYS]
+    if fixes:
+        parts.append("Change: " + "; ".join(fixes) + ".")
+    if not any(h.verdict == SUPPORTED for h in diagnosis) and not fixes:
+        parts.append("No hypothesis is supported by these inputs.")
     return " ".join(parts)
+
+
+#: recommendations the headline names, in this order (the rest are in the table)
+FIX_KEYS = ("num_train_epochs", "learning_rate", "more_data", "data", "lr_scheduler_type")
 
 
 def dumps(report: dict[str, Any]) -> str:

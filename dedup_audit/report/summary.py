@@ -17,7 +17,9 @@ def summary_text(report: dict[str, Any]) -> str:
         for b in st["boundaries"]:
             lines.append(
                 f"  after epoch {b['boundary']} (step {b['step']}): drop {_f(b.get('drop'))}, trend "
-                f"{_f(b.get('trend_drop'))}, ratio {_f(b.get('ratio'), '.1f')}, t={_f(b.get('t'), '.2f')}, "
+                f"{_f(b.get('trend_drop'))}, "
+                + (f"ratio {b['ratio']:.1f}" if b.get("ratio") is not None else "trend flat")
+                + f", t={_f(b.get('t'), '.2f')}, "
                 f"p={_f(b.get('p_value'), '.2g')} -> {b['verdict']}"
             )
     sm = report.get("samples")
@@ -35,7 +37,7 @@ def summary_text(report: dict[str, Any]) -> str:
         lines.append(f"Per-sample: unavailable ({sm.get('reason')})")
     lines.append("Diagnosis:")
     for d in report["diagnosis"]:
-        lines.append(f"  ({d['id']}) {d['verdict']:<13} {d['hypothesis']}")
+        lines.append(f"  {'(' + d['id'] + ')':<5} {d['verdict']:<13} {d['hypothesis']}")
     if report["recommendations"]:
         lines.append("Recommendations:")
         for r in report["recommendations"]:
