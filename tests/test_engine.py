@@ -232,7 +232,7 @@ def test_index_checks_new_data_against_the_old_corpus(tmp_path: Path) -> None:
         cli, ["clean", str(new), "-o", str(out), "-q", "--index", str(tmp_path / "idx")]
     )
     assert res.exit_code == 0, res.output
-    removed = [json.loads(line) for line in (tmp_path / "new.clean.removed.jsonl").open()]
+    removed = [json.loads(line) for line in (tmp_path / "new.clean.json.removed.jsonl").open()]
     by_id = {r["id"]: r for r in removed}
     assert (
         by_id["new.json:0"]["reason"] == "index:idx"

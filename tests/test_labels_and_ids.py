@@ -86,7 +86,7 @@ def test_conflicting_and_canned_clusters_are_not_counted_as_duplicates(tmp_path:
     assert prompt["duplicate_rows"] == 0  # ... and the count that means what clean removes
     assert "  prompt     conflicting 19  (0 duplicate rows)" in output
     assert "conflicting: same prompt, different answers: reported, not removed" in output
-    assert "| prompt | word | 0 | 362 | 0 | conflicting: 19 | 0 |" in md
+    assert "| prompt | word | 0 | 361 | 0 | conflicting: 19 | 0 |" in md
     full = report["summary"]["views"]["full"]
     assert (
         f"({full['records_in_clusters_by_kind']['near'] - full['clusters_by_kind']['near']} duplicate rows)"

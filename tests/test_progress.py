@@ -31,19 +31,18 @@ def test_stages_are_named_with_their_view_and_the_run_eta_adds_up() -> None:
     clock = Clock()
     stages = scan_stages(["full", "prompt"], near=True, semantic=True)
     run = RunProgress.plan(stages, clock)
-    took = {"loading": 1.0, "minhash": 10.0, "lsh": 2.0, "verify": 3.0, "embed": 60.0}
+    took = {"loading": 1.0, "sketch": 10.0, "lsh": 2.0, "verify": 3.0, "embed": 60.0}
     labels = []
     etas = []
     # the descs the detectors really use; the ONNX encoder's bar names no view
     order = [
         "loading",
-        "minhash[full]",
+        "sketch",
         "lsh[full]",
         "verify[full]",
-        "embed[onnx]",
-        "minhash[prompt]",
         "lsh[prompt]",
         "verify[prompt]",
+        "embed[onnx]",
         "embed[onnx]",
     ]
     for desc in order:
@@ -52,21 +51,20 @@ def test_stages_are_named_with_their_view_and_the_run_eta_adds_up() -> None:
         clock.now += took[desc.split("[")[0]]
         run.end()
     assert labels == [
-        "[1/9] reading rows",
-        "[2/9] MinHash signatures, full view",
-        "[3/9] LSH banding, full view",
-        "[4/9] verifying candidates, full view",
-        "[5/9] embeddings, full view",
-        "[6/9] MinHash signatures, prompt view",
-        "[7/9] LSH banding, prompt view",
-        "[8/9] verifying candidates, prompt view",
-        "[9/9] embeddings, prompt view",
+        "[1/8] reading rows",
+        "[2/8] hashing and MinHash, every view",
+        "[3/8] LSH banding, full view",
+        "[4/8] verifying candidates, full view",
+        "[5/8] LSH banding, prompt view",
+        "[6/8] verifying candidates, prompt view",
+        "[7/8] embeddings, full view",
+        "[8/8] embeddings, prompt view",
     ]
     # no guess before a kind of stage has run once; then the sum of what is left
     assert etas[1] == "run ETA: after this stage"
-    assert etas[4] == "run ETA: after this stage"
-    assert etas[5] == "run ETA 1m15s"  # 10 + 2 + 3 + 60 s, measured on the full view
-    assert etas[8] == "run ETA 1m00s"
+    assert etas[4] == "run ETA: after the first embeddings"  # lsh/verify known, embed not yet
+    assert etas[6] == "run ETA: after this stage"
+    assert etas[7] == "run ETA 1m00s"  # the embeddings of the full view took 60 s
     # half-way through the last stage: the time left is what that stage's rate says
     run2 = RunProgress.plan([("embed", "full")], clock)
     run2.begin("embed[onnx]")
@@ -113,8 +111,8 @@ def test_a_real_scan_in_a_terminal_names_stage_and_view(tmp_path: Path, model_ca
     assert proc.wait() == 0
     text = out.decode("utf-8", errors="replace")
     labels = set(re.findall(r"\[\d+/\d+\] [a-zA-Z ,]+", text))
-    assert "[1/9] reading rows" in labels
-    assert "[2/9] MinHash signatures, full view" in labels
-    assert "[6/9] MinHash signatures, response view" in labels
-    assert any(label.startswith("[5/9] embeddings, full view") for label in labels), labels
+    assert "[1/8] reading rows" in labels
+    assert "[2/8] hashing and MinHash, every view" in labels
+    assert "[5/8] LSH banding, response view" in labels
+    assert any(label.startswith("[7/8] embeddings, full view") for label in labels), labels
     assert "run ETA" in text

@@ -11,6 +11,7 @@ from dedup_audit.cli import handle_errors
 from dedup_audit.commands.options import (
     check_index_output,
     echo_warnings,
+    engine_config_from,
     input_options,
     input_paths,
     load_input,
@@ -98,6 +99,9 @@ def clean(
             force=force,
             references=load_references(kw),
             progress=not kw["quiet"],
+            engine=engine_config_from(kw),
+            index=kw["index_dir"],
+            save_index=kw["save_index"],
         )
     report = build_report(result.scan)
     echo_warnings(report)

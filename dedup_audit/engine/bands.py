@@ -70,9 +70,10 @@ def sorted_unique(x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 def candidates(
     keys: npt.NDArray[np.uint64], *, progress: object = None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
-    """All (lo, hi) position pairs (lo < hi) sharing a key in at least one band, sorted and
-    unique, and the dense-bucket count. `keys` is (n, bands) for n texts in ascending order."""
+) -> tuple[npt.NDArray[np.int64], int]:
+    """All position pairs (lo < hi) sharing a key in at least one band, as sorted unique codes
+    lo * n + hi (8 bytes a candidate: templated data proposes tens of millions), and the
+    dense-bucket count. `keys` is (n, bands) for n texts in ascending order."""
     n, bands = keys.shape
     merged = np.empty(0, np.int64)
     pending: list[npt.NDArray[np.int64]] = []
@@ -90,7 +91,7 @@ def candidates(
             progress.update(1)  # type: ignore[attr-defined]
     if pending:
         merged = sorted_unique(np.concatenate([merged, *pending]))
-    return merged // max(n, 1), merged % max(n, 1), dense
+    return merged, dense
 
 
 MERGE_EVERY = 4_000_000

@@ -194,13 +194,14 @@ def lexical_from_sketch(
 
         bar = stage_bar(total=params.bands, desc=f"lsh[{view}]", unit="band")
     try:
-        lo, hi, result.dense_buckets = banding.candidates(keys, progress=bar)
+        codes, result.dense_buckets = banding.candidates(keys, progress=bar)
     finally:
         if bar is not None:
             bar.close()
-    result.candidates = len(lo)
+    del keys
+    result.candidates = len(codes)
     pairs = verify(
-        vs.sketches, rep_rows, lo, hi, score_floor(cfg.threshold), view, threads, progress
+        vs.sketches, rep_rows, codes, score_floor(cfg.threshold), view, threads, progress
     )
     a_idx, b_idx, scores, estimates = pairs
     result.near_pairs = PairSet.from_arrays(
@@ -212,8 +213,7 @@ def lexical_from_sketch(
 def verify(
     sk: Sketches,
     rows: npt.NDArray[np.int64],
-    lo: npt.NDArray[np.int64],
-    hi: npt.NDArray[np.int64],
+    codes: npt.NDArray[np.int64],
     floor: float,
     view: str,
     threads: int | None,
@@ -221,16 +221,18 @@ def verify(
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
 ]:
-    """Exact Jaccard of each candidate (positions into `rows`); keeps those >= floor, with their
-    MinHash estimates. Returns (lo, hi, scores, estimates)."""
+    """Exact Jaccard of each candidate (codes lo * len(rows) + hi of positions into `rows`);
+    keeps those >= floor, with their MinHash estimates. Returns (lo, hi, scores, estimates)."""
     offsets = sk.offsets
     keep_lo: list[npt.NDArray[np.int64]] = []
     keep_hi: list[npt.NDArray[np.int64]] = []
     scores: list[npt.NDArray[np.float64]] = []
     estimates: list[npt.NDArray[np.float64]] = []
-    chunks = range(0, len(lo), VERIFY_CHUNK)
+    n = max(len(rows), 1)
+    chunks = range(0, len(codes), VERIFY_CHUNK)
     for start in progress_bar(chunks, desc=f"verify[{view}]", enabled=progress, total=len(chunks)):
-        clo, chi = lo[start : start + VERIFY_CHUNK], hi[start : start + VERIFY_CHUNK]
+        part = codes[start : start + VERIFY_CHUNK]
+        clo, chi = part // n, part % n
         rlo, rhi = rows[clo], rows[chi]
         inter = intersect(sk.shingles, offsets, rlo, rhi, threads=threads)
         union = sk.counts[rlo] + sk.counts[rhi] - inter
