@@ -41,6 +41,7 @@ import argparse
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import re
@@ -63,6 +64,7 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 _SPLIT = re.compile(r"(\s+)")
 FIELDS = ("instruction", "input", "output")
 POOL_VERSION = 1  # bump when build_pool's rule changes
+CHUNK = 5000  # rows per worker task; the output is the same whatever the worker count
 # (kind, share of all rows, min edits, max edits)
 KINDS: tuple[tuple[str, float, int, int], ...] = (
     ("exact", 0.04, 0, 0),
@@ -217,21 +219,32 @@ def _rng(seed: int, *keys: int) -> random.Random:
     return random.Random(hashlib.blake2b(repr((seed, *keys)).encode(), digest_size=8).digest())
 
 
-def variant(row: Row, src: Source, v: int, seed: int, pos: int, replace: float) -> Row:
+Tokens = dict[str, tuple[list[str], list[int]]]  # field -> (tokens, positions of non-space ones)
+
+
+def tokenize_row(row: Row, cjk: bool) -> Tokens:
+    out = {}
+    for f in FIELDS:
+        toks = _tokens(row[f], cjk)
+        out[f] = (toks, [i for i, t in enumerate(toks) if not t.isspace()])
+    return out
+
+
+def variant(toks: Tokens, src: Source, v: int, seed: int, pos: int, replace: float) -> Row:
     """Variant 0 is the row; v >= 1 replaces a share of its tokens with tokens of its source."""
     if v == 0:
-        return dict(row)
+        return {f: "".join(toks[f][0]) for f in FIELDS}
     rng = _rng(seed, 1, pos)
     out = {}
     for f in FIELDS:
-        toks = _tokens(row[f], src.cjk)
-        slots = [i for i, t in enumerate(toks) if not t.isspace()]
+        words, slots = toks[f]
+        words = list(words)
         k = min(len(slots), max(1, round(replace * len(slots)))) if slots else 0
         for i, word in zip(
             rng.sample(slots, k), rng.choices(src.vocab, k=k) if k else (), strict=True
         ):
-            toks[i] = word
-        out[f] = "".join(toks)
+            words[i] = word
+        out[f] = "".join(words)
     return out
 
 
@@ -310,22 +323,76 @@ class Generator:
         pool = build_pool(self.sources, distinct_below)
         order = random.Random(seed).sample(range(len(pool)), len(pool))
         self.pool = [pool[i] for i in order]
+        self._tokens: dict[int, Tokens] = {}
 
     def filler(self, rank: int, pos: int) -> Row:
-        k, row = self.pool[rank % len(self.pool)]
-        return variant(row, self.sources[k], rank // len(self.pool), self.seed, pos, self.replace)
+        i = rank % len(self.pool)
+        k, row = self.pool[i]
+        toks = self._tokens.get(i)
+        if toks is None:
+            toks = self._tokens[i] = tokenize_row(row, self.sources[k].cjk)
+        return variant(toks, self.sources[k], rank // len(self.pool), self.seed, pos, self.replace)
 
     def source_of(self, rank: int) -> Source:
         return self.sources[self.pool[rank % len(self.pool)][0]]
 
 
+# Set before the worker pool forks, so workers inherit them instead of receiving them pickled.
+_GEN: Generator | None = None
+_PLAN: Plan | None = None
+
+Chunk = tuple[bytes, str, Counter[str], Counter[str]]
+
+
+def _chunk(span: tuple[int, int]) -> Chunk:
+    """Rows start..end-1 as JSONL bytes, their labels, and counts by kind and by Jaccard band."""
+    gen, p = _GEN, _PLAN
+    assert gen is not None and p is not None
+    lines: list[bytes] = []
+    labels: list[str] = []
+    kinds: Counter[str] = Counter()
+    bands: Counter[str] = Counter()
+    for pos in range(*span):
+        if p.is_copy[pos]:
+            src_pos = p.copy_source[pos]
+            rank = int(p.filler_rank[src_pos])
+            base = gen.filler(rank, src_pos)
+            kind, _, lo, hi = KINDS[p.copy_kind[pos]]
+            rng = _rng(gen.seed, 2, pos)
+            edits = rng.randint(lo, hi) if hi else 0
+            if kind == "exact":
+                row = dict(base)
+            elif kind == "norm":
+                row = reformat(base, rng)
+            else:
+                row = edit(base, gen.source_of(rank), edits, rng)
+            jac = 1.0
+            if kind not in ("exact", "norm"):
+                jac = jaccard(full_shingles(base), full_shingles(row))
+            label = {"copy": pos, "source": src_pos, "kind": kind, "edits": edits}
+            labels.append(json.dumps({**label, "jaccard": round(jac, 6)}) + "\n")
+            kinds[kind] += 1
+            bands[band(jac)] += 1
+        else:
+            row = gen.filler(int(p.filler_rank[pos]), pos)
+        lines.append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+    return b"".join(lines), "".join(labels), kinds, bands
+
+
 def write_corpus(
-    rows: int, seed: int, out_dir: Path, copy_rate: float, replace: float, distinct_below: float
+    rows: int,
+    seed: int,
+    out_dir: Path,
+    copy_rate: float,
+    replace: float,
+    distinct_below: float,
+    workers: int = os.cpu_count() or 1,
 ) -> Path:
     """Stream the corpus, labels and meta into out_dir (each written to a temp name, then moved)."""
+    global _GEN, _PLAN
     t0 = time.perf_counter()
-    gen = Generator(seed, replace, distinct_below)
-    p = plan(rows, seed, copy_rate)
+    gen = _GEN = Generator(seed, replace, distinct_below)
+    _PLAN = plan(rows, seed, copy_rate)
     stem = out_dir / f"corpus-{rows}-s{seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: stem.with_name(stem.name + ext) for ext in (".jsonl", ".labels.jsonl")}
@@ -333,38 +400,18 @@ def write_corpus(
     digest = hashlib.sha256()
     kinds: Counter[str] = Counter()
     bands: Counter[str] = Counter()
-    with tmp[".jsonl"].open("wb") as data, tmp[".labels.jsonl"].open("w") as labels:
-        buf: list[bytes] = []
-        for pos in range(rows):
-            if p.is_copy[pos]:
-                src_pos = p.copy_source[pos]
-                rank = int(p.filler_rank[src_pos])
-                base = gen.filler(rank, src_pos)
-                kind, _, lo, hi = KINDS[p.copy_kind[pos]]
-                rng = _rng(seed, 2, pos)
-                edits = rng.randint(lo, hi) if hi else 0
-                if kind == "exact":
-                    row = dict(base)
-                elif kind == "norm":
-                    row = reformat(base, rng)
-                else:
-                    row = edit(base, gen.source_of(rank), edits, rng)
-                jac = 1.0
-                if kind not in ("exact", "norm"):
-                    jac = jaccard(full_shingles(base), full_shingles(row))
-                label = {"copy": pos, "source": src_pos, "kind": kind, "edits": edits}
-                labels.write(json.dumps({**label, "jaccard": round(jac, 6)}) + "\n")
-                kinds[kind] += 1
-                bands[band(jac)] += 1
-            else:
-                row = gen.filler(int(p.filler_rank[pos]), pos)
-            line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-            digest.update(line)
-            buf.append(line)
-            if len(buf) >= 4096:
-                data.write(b"".join(buf))
-                buf.clear()
-        data.write(b"".join(buf))
+    spans = [(a, min(rows, a + CHUNK)) for a in range(0, rows, CHUNK)]
+    with (
+        tmp[".jsonl"].open("wb") as data,
+        tmp[".labels.jsonl"].open("w") as labels,
+        multiprocessing.get_context("fork").Pool(max(1, workers)) as pool,
+    ):
+        for lines, label_lines, k, b in pool.imap(_chunk, spans):
+            digest.update(lines)
+            data.write(lines)
+            labels.write(label_lines)
+            kinds.update(k)
+            bands.update(b)
     for ext, q in paths.items():
         tmp[ext].replace(q)
     pool_by_source = Counter(gen.sources[k].name for k, _ in gen.pool)
@@ -466,13 +513,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--copy-rate", type=float, default=0.10, help="share of rows that are copies")
     ap.add_argument("--replace", type=float, default=0.30, help="token share replaced per variant")
     ap.add_argument("--distinct-below", type=float, default=0.5)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     ap.add_argument("--verify", action="store_true", help="exhaustive distinctness check (50k)")
     ap.add_argument("--force", action="store_true", help="rewrite an existing corpus")
     args = ap.parse_args(argv)
     path = args.out_dir / f"corpus-{args.rows}-s{args.seed}.jsonl"
     if args.force or not path.exists():
         write_corpus(
-            args.rows, args.seed, args.out_dir, args.copy_rate, args.replace, args.distinct_below
+            args.rows,
+            args.seed,
+            args.out_dir,
+            args.copy_rate,
+            args.replace,
+            args.distinct_below,
+            args.workers,
         )
     else:
         print(f"{path} exists (--force to rewrite)")

@@ -153,7 +153,8 @@ def run_once(cmd: list[str], out: Path, timeout: float, log: Path) -> Run:
     """One whole-process run: wall, CPU (user + sys of the tree), peak RSS."""
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # fmt: skip
+               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONDONTWRITEBYTECODE="1")  # fmt: skip
     with log.open("w") as fh:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -179,6 +180,18 @@ def read_clusters(method: str, out: Path) -> list[list[int]]:
         ]
     with (out / "clusters.jsonl").open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
+
+
+def checkout_commit(binary: Path) -> str:
+    """Short commit of the checkout whose .venv/bin holds `binary`, "+dirty" with local changes."""
+    repo = str(binary.absolute().parents[2])
+    head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if not head:
+        return "?"
+    dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return head + ("+dirty" if dirty else "")
 
 
 def digest(clusters: list[list[int]]) -> str:
@@ -295,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=ROOT / ".venv" / "bin" / "dedup-audit",
         help="the dedup-audit executable to time (another checkout's .venv/bin/dedup-audit)",
     )
+    ap.add_argument(
+        "--dedup-audit-label",
+        default="",
+        help="what to call that dedup-audit in the table (default: its checkout's git commit)",
+    )
     ap.add_argument("--python", default=sys.executable, help="interpreter for the peer scripts")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--tag", default="", help="suffix of the output folder and result files")
@@ -309,10 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag = f"{rows}{'-' + args.tag if args.tag else ''}"
     base = WORK / f"engine_peers-{tag}"
     results = {m: Result(m) for m in methods}
-    commit = subprocess.run(
-        ["git", "-C", str(Path(args.dedup_audit_bin).resolve().parents[2]), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True,
-    ).stdout.strip() or "?"  # fmt: skip
+    commit = args.dedup_audit_label or checkout_commit(Path(args.dedup_audit_bin))
     print(f"corpus {corpus} ({rows:,} rows, {len(labels):,} labelled copies); dedup-audit "
           f"{args.dedup_audit_bin} (commit {commit}); {os.cpu_count()} CPUs; load "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
