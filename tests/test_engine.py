@@ -147,6 +147,11 @@ def test_output_does_not_depend_on_threads_batches_or_spilling(
     data = DATA / "minhash_gpteacher_300.json"
     one = _scan_bytes(tmp_path, data, EngineConfig(threads=1), "one")
     two = _scan_bytes(tmp_path, data, EngineConfig(threads=2, batch_rows=37), "two")
+    import dedup_audit.engine.local as local
+
+    monkeypatch.setattr(local, "MIN_PARALLEL_RECORDS", 0)  # forked workers on small data too
+    forked = _scan_bytes(tmp_path, data, EngineConfig(threads=2, batch_rows=41), "forked")
+    monkeypatch.undo()
     real_plan = Budget.plan
 
     def tiny(engine: EngineConfig, views: int, num_perm: int) -> Budget:
@@ -156,7 +161,7 @@ def test_output_does_not_depend_on_threads_batches_or_spilling(
 
     monkeypatch.setattr(Budget, "plan", staticmethod(tiny))
     spilled = _scan_bytes(tmp_path, data, EngineConfig(work_dir=str(tmp_path / "spill")), "spilled")
-    assert one == two == spilled
+    assert one == two == forked == spilled
     assert not any((tmp_path / "spill").iterdir())  # the work folder is cleaned up
 
 
@@ -350,3 +355,21 @@ def test_the_parquet_pair_store_rethresholds_exactly(tmp_path: Path) -> None:
     assert saved.rethreshold(near=0.7).decisions == first.decisions
     fresh = scan(data, ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.85)))
     assert saved.rethreshold(near=0.85).decisions == fresh.decisions
+
+
+def test_forked_workers_read_lazy_jsonl_and_give_the_same_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers parse their own batches of a lazily read file (pread, no shared offset)."""
+    import dedup_audit.engine.local as local
+
+    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    jsonl = tmp_path / "demo.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7))
+    plain = scan(load_dataset(jsonl), cfg, engine=EngineConfig(threads=1))
+    monkeypatch.setattr(local, "MIN_PARALLEL_RECORDS", 0)
+    lazy = load_dataset(jsonl, lazy=True)
+    forked = scan(lazy, cfg, engine=EngineConfig(threads=2, batch_rows=97))
+    assert forked.decisions == plain.decisions
+    assert [c.members for c in forked.clusters] == [c.members for c in plain.clusters]
