@@ -2,11 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from dedup_audit.records import Cluster, Pair
 
 KIND_OF_METHOD = {"exact": "exact", "minhash": "near", "embedding": "semantic", "ngram": "near"}
+
+DIFFERENT_ANSWER = "different_answer"
+"""Semantic links between records whose final answers differ (GSM8K inverse problems, MMLU
+questions sharing a stem): the same story, another task. Reported, never removed."""
+
+UNCONFIRMED = "unconfirmed"
+"""Semantic links of the dedup view where no answer could be read and the prompt and response
+views do not both link the pair: similar, but not shown to be the same task with the same
+answer. Reported, never removed."""
+
+
+def split_semantic(
+    view: str,
+    pairs: Sequence[Pair],
+    *,
+    answers: Sequence[str | None],
+    linked: Callable[[int, int], bool] | None,
+) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """(duplicate edges, different-answer links, unconfirmed links) of one view.
+
+    Only embedding pairs are checked; exact and MinHash evidence passes through. In every view
+    but `response` (where differing prompts already make a cluster "canned"), an embedding pair
+    whose two final answers are known and differ is a DIFFERENT_ANSWER link. `linked(a, b)` is
+    given for the dedup view only: a pair without known answers on both sides stays a duplicate
+    edge only when the prompt and response views both link it, else it is UNCONFIRMED.
+    """
+    from dedup_audit.answers import answers_agree
+
+    if view == "response":
+        return list(pairs), [], []
+    keep: list[Pair] = []
+    different: list[Pair] = []
+    unconfirmed: list[Pair] = []
+    for p in pairs:
+        if p.method != "embedding":
+            keep.append(p)
+            continue
+        agree = answers_agree(answers[p.a], answers[p.b])
+        if agree is False:
+            different.append(p)
+        elif agree is None and linked is not None and not linked(p.a, p.b):
+            unconfirmed.append(p)
+        else:
+            keep.append(p)
+    return keep, different, unconfirmed
 
 
 class UnionFind:
@@ -70,16 +115,21 @@ def build_clusters(
     prompts: Sequence[str],
     responses: Sequence[str],
     first_id: int = 0,
+    kind: str | None = None,
 ) -> list[Cluster]:
     """Clusters of one view, numbered from `first_id` in order of their smallest member.
 
-    `prompts`/`responses` are the normalised prompt and response views, used only for the kind.
+    `prompts`/`responses` are the normalised prompt and response views, used only for the kind;
+    `kind` forces one kind on every cluster (the answer check's DIFFERENT_ANSWER / UNCONFIRMED).
     """
     comps = components(n, pairs)
     clusters: list[Cluster] = []
     for offset, root in enumerate(sorted(comps)):
         cpairs = sorted(comps[root], key=lambda p: (p.a, p.b, p.method))
         members = tuple(sorted({m for p in cpairs for m in (p.a, p.b)}))
-        kind = cluster_kind(view, members, cpairs, prompts, responses)
-        clusters.append(Cluster(first_id + offset, view, kind, members, cpairs))
+        if kind is None:
+            kind_here = cluster_kind(view, members, cpairs, prompts, responses)
+        else:
+            kind_here = kind
+        clusters.append(Cluster(first_id + offset, view, kind_here, members, cpairs))
     return clusters

@@ -114,11 +114,14 @@ class ScanConfig:
     remove_conflicting: bool = False
     seed: int = 0
     against: tuple[str, ...] = ()
-    cluster: str = "components"  # "components" (union-find) | "star" (no chaining)
+    # "auto" (star for clusters with semantic links, else components) | "components" | "star"
+    cluster: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cluster not in ("components", "star"):
-            raise ConfigError(f"--cluster must be components or star, got {self.cluster!r}")
+        if self.cluster not in ("auto", "components", "star"):
+            raise ConfigError(
+                f"--cluster must be auto, components or star, got {self.cluster!r}"
+            )
         bad = [v for v in self.views if v not in VIEWS]
         if bad:
             raise ConfigError(f"unknown view(s) {bad}; choose from {', '.join(VIEWS)}")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dedup_audit.clusters import build_clusters
+from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED, build_clusters, split_semantic
 from dedup_audit.config import ScanConfig
-from dedup_audit.decide import AgainstHit, decide
+from dedup_audit.decide import AgainstHit, best_hits, decide
 from dedup_audit.detect.exact import find_exact
 from dedup_audit.detect.minhash_fast import find_near_fast
 from dedup_audit.records import Cluster, Dataset, Decision, Pair
@@ -108,16 +108,29 @@ def _assemble(
         views["response"].normalized if "response" in views else _norm(dataset, cfg, "response")
     )
     clusters: list[Cluster] = []
-    for view in (v for v in cfg.views if v in views):
-        edges = views[view].edges(cfg.minhash.threshold, cfg.semantic.threshold)
+    edges_of = {
+        v: views[v].edges(cfg.minhash.threshold, cfg.semantic.threshold)
+        for v in cfg.views
+        if v in views
+    }
+    answers = _answers(dataset, views) if cfg.semantic.enabled else [None] * n
+    linked = _linked_in(edges_of, views)
+    for view in edges_of:
+        edges, different, unconfirmed = split_semantic(
+            view,
+            edges_of[view],
+            answers=answers,
+            linked=linked if view == cfg.dedup_view else None,
+        )
         clusters += build_clusters(
             n, view, edges, prompts=prompts, responses=responses, first_id=len(clusters)
         )
-    hits: dict[int, AgainstHit] = {}
-    for hit in against:
-        best = hits.get(hit.index)
-        if best is None or hit.score > best.score:
-            hits[hit.index] = hit
+        for kind, links in ((DIFFERENT_ANSWER, different), (UNCONFIRMED, unconfirmed)):
+            clusters += build_clusters(
+                n, view, links, prompts=prompts, responses=responses, first_id=len(clusters),
+                kind=kind,
+            )
+    hits = best_hits(against)
     decisions = decide(
         dataset.records,
         clusters,
@@ -129,6 +142,38 @@ def _assemble(
         mode=cfg.cluster,
     )
     return ScanResult(dataset, cfg, dict(views), clusters, decisions, list(against))
+
+
+def _answers(dataset: Dataset, views: Mapping[str, ViewScan]) -> list[str | None]:
+    """Each record's final answer (dedup_audit.answers), read from its response."""
+    from dedup_audit.answers import final_answer
+
+    raw = (
+        views["response"].raw
+        if "response" in views
+        else [view_text(r.sample, "response") for r in dataset.records]
+    )
+    return [final_answer(t) for t in raw]
+
+
+def _linked_in(
+    edges_of: Mapping[str, Sequence[Pair]], views: Mapping[str, ViewScan]
+) -> Callable[[int, int], bool]:
+    """linked(a, b): the prompt and the response views both hold an edge between a and b (a
+    view that was not scanned, or is empty on both sides, does not object)."""
+    sets = {
+        v: ({(p.a, p.b) for p in edges_of[v]}, views[v].normalized)
+        for v in ("prompt", "response")
+        if v in edges_of
+    }
+
+    def linked(a: int, b: int) -> bool:
+        for pairs, texts in sets.values():
+            if (a, b) not in pairs and (texts[a] or texts[b]):
+                return False
+        return True
+
+    return linked
 
 
 def _norm(dataset: Dataset, cfg: ScanConfig, view: str) -> list[str]:
@@ -175,9 +220,16 @@ def scan(
             vs.near, vs.shingle, vs.candidates = near.pairs, near.shingle, near.candidates
             vs.dense_buckets = near.dense_buckets
         if cfg.semantic.enabled:
-            from dedup_audit.detect.embed import find_semantic
+            from dedup_audit.detect.embed import embedding_text, find_semantic
 
-            vs.semantic = find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
+            if encoder is None:  # one encoder (one model load, one cache) for every view
+                from dedup_audit.encoders import get_encoder
+
+                encoder = get_encoder(cfg.semantic)
+            texts = [embedding_text(r.sample, view) for r in dataset.records]
+            vs.semantic = find_semantic(
+                texts, view, cfg.semantic, encoder=encoder, progress=progress
+            )
         views[view] = vs
     against: list[AgainstHit] = []
     for name, ref in (references or {}).items():

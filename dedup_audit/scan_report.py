@@ -28,15 +28,14 @@ def _round(x: float | None) -> float | None:
 def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     """One row per removed record for removed.jsonl: who, why, which kept record it matched,
     the evidence, and the original row so nothing is lost."""
+    from dedup_audit.decide import best_hits
+
     recs = result.dataset.records
+    best = best_hits(result.against)
     rows = []
     for d in result.removed:
         twin = recs[d.kept_twin] if d.kept_twin is not None else None
-        hit = (
-            next((h for h in result.against if h.index == d.index), None)
-            if d.kind == "contamination"
-            else None
-        )
+        hit = best.get(d.index) if d.kind == "contamination" else None
         rows.append(
             {
                 "id": recs[d.index].id,

@@ -199,11 +199,12 @@ scan_options = _apply(
         ),
         click.option(
             "--cluster",
-            type=click.Choice(["components", "star"]),
-            default="components",
+            type=click.Choice(["auto", "components", "star"]),
+            default="auto",
             show_default=True,
             help="components: one survivor per connected cluster; star: remove only records "
-            "directly similar to a kept one (no chaining).",
+            "directly similar to a kept one (no chaining); auto: star for clusters with "
+            "semantic links, components otherwise.",
         ),
         click.option(
             "--remove-conflicting",
