@@ -65,8 +65,15 @@ class SemanticConfig:
     batch_size: int = 64
     max_seq_length: int = 256
     cache_dir: str | None = None
+    # contamination (--against): share of clean training texts the calibrated cuts may flag
+    against_false_flag_rate: float = 0.001
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.against_false_flag_rate < 0.5:
+            raise ConfigError(
+                "--against-false-flag-rate must be in (0, 0.5), got "
+                f"{self.against_false_flag_rate}"
+            )
         if not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--semantic-threshold must be in [-1, 1], got {self.threshold}")
         if self.k < 1:

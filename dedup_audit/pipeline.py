@@ -57,6 +57,8 @@ class ScanResult:
     clusters: list[Cluster]
     decisions: list[Decision]
     against: list[AgainstHit] = field(default_factory=list)
+    # per reference: how the embedding contamination check set its cuts (detect.against)
+    against_calibration: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def removed(self) -> list[Decision]:
@@ -93,7 +95,9 @@ class ScanResult:
             cfg = dataclasses.replace(
                 cfg, semantic=dataclasses.replace(cfg.semantic, threshold=semantic)
             )
-        return _assemble(self.dataset, cfg, self.views, self.against)
+        result = _assemble(self.dataset, cfg, self.views, self.against)
+        result.against_calibration = list(self.against_calibration)
+        return result
 
 
 def _assemble(
@@ -232,9 +236,12 @@ def scan(
             )
         views[view] = vs
     against: list[AgainstHit] = []
+    calibrations: list[Any] = []
     for name, ref in (references or {}).items():
-        against += _against(dataset, ref, name, cfg, encoder, progress)
-    return _assemble(dataset, cfg, views, against)
+        against += _against(dataset, ref, name, cfg, encoder, progress, calibrations)
+    result = _assemble(dataset, cfg, views, against)
+    result.against_calibration = [c.to_dict() for c in calibrations]
+    return result
 
 
 def _same_as_prompt(dataset: Dataset, cfg: ScanConfig, view: str, normalized: list[str]) -> bool:
@@ -253,8 +260,9 @@ def _against(
     cfg: ScanConfig,
     encoder: Encoder | None,
     progress: bool,
+    calibrations: list[Any],
 ) -> list[AgainstHit]:
-    from dedup_audit.detect.against import find_against
+    from dedup_audit.detect.against import find_against, task_text
 
     hits = find_against(
         dataset,
@@ -265,6 +273,8 @@ def _against(
         semantic=cfg.semantic if cfg.semantic.enabled else None,
         encoder=encoder,
         progress=progress,
+        false_flag_rate=cfg.semantic.against_false_flag_rate,
+        calibrations=calibrations,
     )
     return [
         AgainstHit(
@@ -274,7 +284,7 @@ def _against(
             method=h.method,
             score=h.score,
             view=h.view,
-            ref_text=view_text(reference.records[h.reference_index].sample, h.view),
+            ref_text=task_text(reference.records[h.reference_index].sample)[1],
         )
         for h in hits
     ]

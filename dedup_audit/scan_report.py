@@ -213,6 +213,7 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             }
             for c in clusters
         ],
+        "contamination_calibration": list(result.against_calibration),
         "scored_pairs_floor": {"minhash": near_floor, "embedding": semantic_floor},
         "scored_pairs_file": PAIRS_FILE,
         "contamination": [
@@ -298,6 +299,13 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
         out.append(
             f"Contamination vs {name}: {len({h['index'] for h in hits})} training rows ({methods})"
         )
+        for cal in report.get("contamination_calibration", []):
+            if cal["reference"] == name:
+                out.append(
+                    f"  embedding cuts calibrated at a false-flag rate of {cal['false_flag_rate']}"
+                    f" per clean row ({cal['null_pairs']} unrelated pairs): cosine >= "
+                    f"{cal['cosine_cut']:.3f} or margin >= {cal['margin_cut']:.3f}"
+                )
         shown: dict[int, list[dict[str, Any]]] = {}
         for h in hits:
             shown.setdefault(h["index"], []).append(h)
