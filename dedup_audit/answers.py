@@ -73,6 +73,14 @@ def final_answer(response: str) -> str | None:
     return None
 
 
+def task_numbers(text: str) -> tuple[str, ...]:
+    """The quantities a task states, canonicalised and sorted: two phrasings of one task state
+    the same ones, while GSM8K's template siblings ("270 miles in 3 hours" / "360 miles in 3
+    hours") differ here even when their answers happen to coincide."""
+    found = (_number(n) for n in _NUMBER.findall(text))
+    return tuple(sorted(n for n in found if n is not None))
+
+
 def answers_agree(a: str | None, b: str | None) -> bool | None:
     """True / False when both answers are known, None when either is unknown."""
     if a is None or b is None:

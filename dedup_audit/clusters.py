@@ -23,6 +23,7 @@ def split_semantic(
     pairs: Sequence[Pair],
     *,
     answers: Sequence[str | None],
+    numbers: Sequence[tuple[str, ...]],
     linked: Callable[[int, int], bool] | None,
 ) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """(duplicate edges, different-answer links, unconfirmed links) of one view.
@@ -30,8 +31,9 @@ def split_semantic(
     Only embedding pairs are checked; exact and MinHash evidence passes through. In every view
     but `response` (where differing prompts already make a cluster "canned"), an embedding pair
     whose two final answers are known and differ is a DIFFERENT_ANSWER link. `linked(a, b)` is
-    given for the dedup view only: a pair without known answers on both sides stays a duplicate
-    edge only when the prompt and response views both link it, else it is UNCONFIRMED.
+    given for the dedup view only; there a pair stays a duplicate edge only when its tasks state
+    the same quantities (`numbers`) and either the answers are equal or, when an answer is
+    unknown, the prompt and response views both link it. Otherwise it is UNCONFIRMED.
     """
     from dedup_audit.answers import answers_agree
 
@@ -47,7 +49,9 @@ def split_semantic(
         agree = answers_agree(answers[p.a], answers[p.b])
         if agree is False:
             different.append(p)
-        elif agree is None and linked is not None and not linked(p.a, p.b):
+        elif linked is not None and (
+            numbers[p.a] != numbers[p.b] or (agree is None and not linked(p.a, p.b))
+        ):
             unconfirmed.append(p)
         else:
             keep.append(p)

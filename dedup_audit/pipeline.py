@@ -117,14 +117,15 @@ def _assemble(
         for v in cfg.views
         if v in views
     }
-    answers = _answers(dataset, views) if cfg.semantic.enabled else [None] * n
+    answers, numbers = _answers(dataset, views) if cfg.semantic.enabled else ([None] * n, [])
     linked = _linked_in(edges_of, views)
     for view in edges_of:
         edges, different, unconfirmed = split_semantic(
             view,
             edges_of[view],
             answers=answers,
-            linked=linked if view == cfg.dedup_view else None,
+            numbers=numbers,
+            linked=linked if view == cfg.dedup_view and cfg.semantic.enabled else None,
         )
         clusters += build_clusters(
             n, view, edges, prompts=prompts, responses=responses, first_id=len(clusters)
@@ -148,16 +149,21 @@ def _assemble(
     return ScanResult(dataset, cfg, dict(views), clusters, decisions, list(against))
 
 
-def _answers(dataset: Dataset, views: Mapping[str, ViewScan]) -> list[str | None]:
-    """Each record's final answer (dedup_audit.answers), read from its response."""
-    from dedup_audit.answers import final_answer
+def _answers(
+    dataset: Dataset, views: Mapping[str, ViewScan]
+) -> tuple[list[str | None], list[tuple[str, ...]]]:
+    """Each record's final answer, read from its response, and the quantities its task states
+    (its prompt; the text itself for text-only records): see dedup_audit.answers."""
+    from dedup_audit.answers import final_answer, task_numbers
 
-    raw = (
-        views["response"].raw
-        if "response" in views
-        else [view_text(r.sample, "response") for r in dataset.records]
-    )
-    return [final_answer(t) for t in raw]
+    answers: list[str | None] = []
+    numbers: list[tuple[str, ...]] = []
+    for r in dataset.records:
+        response = view_text(r.sample, "response")
+        prompt = view_text(r.sample, "prompt")
+        answers.append(final_answer(response))
+        numbers.append(task_numbers(prompt if prompt.strip() else response))
+    return answers, numbers
 
 
 def _linked_in(
