@@ -71,8 +71,7 @@ class SemanticConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.against_false_flag_rate < 0.5:
             raise ConfigError(
-                "--against-false-flag-rate must be in (0, 0.5), got "
-                f"{self.against_false_flag_rate}"
+                f"--against-false-flag-rate must be in (0, 0.5), got {self.against_false_flag_rate}"
             )
         if not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--semantic-threshold must be in [-1, 1], got {self.threshold}")
@@ -126,9 +125,7 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         if self.cluster not in ("auto", "components", "star"):
-            raise ConfigError(
-                f"--cluster must be auto, components or star, got {self.cluster!r}"
-            )
+            raise ConfigError(f"--cluster must be auto, components or star, got {self.cluster!r}")
         bad = [v for v in self.views if v not in VIEWS]
         if bad:
             raise ConfigError(f"unknown view(s) {bad}; choose from {', '.join(VIEWS)}")

@@ -132,7 +132,12 @@ def _assemble(
         )
         for kind, links in ((DIFFERENT_ANSWER, different), (UNCONFIRMED, unconfirmed)):
             clusters += build_clusters(
-                n, view, links, prompts=prompts, responses=responses, first_id=len(clusters),
+                n,
+                view,
+                links,
+                prompts=prompts,
+                responses=responses,
+                first_id=len(clusters),
                 kind=kind,
             )
     hits = best_hits(against)

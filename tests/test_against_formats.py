@@ -69,7 +69,11 @@ def test_mbpp_layout_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "extra_args",
-    [[], ["--against-column", "prompt=question"], ["--against-column", "prompt=question", "--against-column", "response=answer"]],
+    [
+        [],
+        ["--against-column", "prompt=question"],
+        ["--against-column", "prompt=question", "--against-column", "response=answer"],
+    ],
 )
 def test_readme_against_examples_find_verbatim_questions(
     tmp_path: Path, extra_args: list[str]
@@ -100,8 +104,16 @@ def test_native_humaneval_with_prompt_mapping(tmp_path: Path) -> None:
     for args in ([], ["--against-column", "prompt=prompt"]):
         res = CliRunner().invoke(
             cli,
-            ["scan", str(train), "--against", str(BENCH / "humaneval_native_4.jsonl"), *args,
-             "-o", str(tmp_path / f"scan{len(args)}"), "--force"],
+            [
+                "scan",
+                str(train),
+                "--against",
+                str(BENCH / "humaneval_native_4.jsonl"),
+                *args,
+                "-o",
+                str(tmp_path / f"scan{len(args)}"),
+                "--force",
+            ],
         )
         assert res.exit_code == 0, res.output
         report = json.loads((tmp_path / f"scan{len(args)}" / "report.json").read_text())
@@ -128,16 +140,23 @@ def test_removed_row_names_the_best_hit(tmp_path: Path) -> None:
     near = q.replace("$80,000", "$81,000")
     ref = tmp_path / "ref.jsonl"
     ref.write_text(
-        json.dumps({"question": near, "answer": "a"}) + "\n" + json.dumps({"question": q, "answer": "b"}) + "\n",
+        json.dumps({"question": near, "answer": "a"})
+        + "\n"
+        + json.dumps({"question": q, "answer": "b"})
+        + "\n",
         encoding="utf-8",
     )
     train = _train_with(tmp_path, [{"instruction": q, "input": "", "output": "x"}], n=5)
     out = tmp_path / "clean.json"
-    res = CliRunner().invoke(cli, ["clean", str(train), "--against", str(ref), "-o", str(out), "-q"])
+    res = CliRunner().invoke(
+        cli, ["clean", str(train), "--against", str(ref), "-o", str(out), "-q"]
+    )
     assert res.exit_code == 0, res.output
     row = json.loads((tmp_path / "clean.removed.jsonl").read_text().splitlines()[0])
     assert row["kept_id"] == "ref.jsonl:1" and row["similarity"] == 1.0 and row["method"] == "exact"
-    report = scan(load_dataset(train), ScanConfig(), references={"ref.jsonl": load_reference(ref, None)})
+    report = scan(
+        load_dataset(train), ScanConfig(), references={"ref.jsonl": load_reference(ref, None)}
+    )
     first = report.against[0]  # hits are sorted by reference row: the weaker one comes first
     assert first.ref_id == "ref.jsonl:0" and first.score < 1.0
 
@@ -147,11 +166,15 @@ def test_bad_references_exit_2_with_the_fix(tmp_path: Path) -> None:
     notext = tmp_path / "ids.jsonl"
     notext.write_text('{"id": 1, "score": 3}\n', encoding="utf-8")
     runner = CliRunner()
-    res = runner.invoke(cli, ["scan", str(train), "--against", str(notext), "-o", str(tmp_path / "o")])
+    res = runner.invoke(
+        cli, ["scan", str(train), "--against", str(notext), "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2
     assert "ids.jsonl" in res.output and "'id', 'score'" in res.output
     assert "--against-column prompt=KEY" in res.output and "Traceback" not in res.output
-    res = runner.invoke(cli, ["scan", str(train), "--against", str(train), "-o", str(tmp_path / "o")])
+    res = runner.invoke(
+        cli, ["scan", str(train), "--against", str(train), "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2 and "is the training file itself" in res.output
     fake = tmp_path / "not_a_model"
     fake.mkdir()
@@ -170,7 +193,9 @@ def test_answer_evidence_reads_numbers_and_answers() -> None:
     assert not answer_evidence(q, "#### 70000", "A house costs $90,000 after 2 years.")
     mmlu = load_reference(BENCH / "mmlu_sociology_12.csv", None).records[0].sample
     answer = mmlu.turns[1].text  # "the media manipulate 'the masses' as vulnerable, passive ..."
-    assert answer_evidence(mmlu.turns[0].text, answer, "Media manipulate the masses, vulnerable passive consumers")
+    assert answer_evidence(
+        mmlu.turns[0].text, answer, "Media manipulate the masses, vulnerable passive consumers"
+    )
     assert not answer_evidence(mmlu.turns[0].text, answer, "Audiences interpret media messages.")
 
 
@@ -193,7 +218,10 @@ def test_rephrased_benchmark_items_found_at_default_settings(
                 rows.append({"instruction": text, "input": "", "output": "Sure."})
     train = tmp_path / "train.json"
     train.write_text(json.dumps(rows), encoding="utf-8")
-    refs = {n: load_reference(BENCH / n, None) for n in ("mmlu_sociology_12.csv", "humaneval_text_4.jsonl")}
+    refs = {
+        n: load_reference(BENCH / n, None)
+        for n in ("mmlu_sociology_12.csv", "humaneval_text_4.jsonl")
+    }
     cfg = ScanConfig(views=("full",), exact=False, near=False, semantic=real_cfg(model_cache))
     result = scan(load_dataset(train), cfg, references=refs)
     flagged = {(h.index, h.ref_id) for h in result.against}

@@ -6,8 +6,11 @@ twin. Logic tests use the bag-of-words FakeEncoder; one test runs the packaged m
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from dedup_audit.answers import final_answer, task_numbers
@@ -55,7 +58,9 @@ def test_split_keeps_lexical_evidence_and_separates_answers() -> None:
     assert [(p.a, p.b) for p in diff] == [(0, 1)]
     assert [(p.a, p.b) for p in unconf] == [(1, 3), (2, 4)]
     # the response view is never split: there, differing prompts make a cluster "canned"
-    assert split_semantic("response", pairs, answers=answers, numbers=numbers, linked=None)[0] == pairs
+    assert (
+        split_semantic("response", pairs, answers=answers, numbers=numbers, linked=None)[0] == pairs
+    )
 
 
 def _fake_scan(threshold: float, cluster: str = "auto") -> tuple[object, list[dict[str, str]]]:
@@ -115,15 +120,21 @@ def test_chain_through_an_inverse_problem_never_removes_both_copies() -> None:
 
 def test_full_view_embeds_without_role_markers() -> None:
     class Recording(FakeEncoder):
-        seen: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
 
-        def encode(self, texts, *, batch_size, progress):  # type: ignore[no-untyped-def]
+        def encode(
+            self, texts: Sequence[str], *, batch_size: int, progress: bool
+        ) -> npt.NDArray[np.float32]:
             self.seen.extend(texts)
             return super().encode(texts, batch_size=batch_size, progress=progress)
 
     enc = Recording()
     ds = load_dataset(INVERSE)
-    cfg = ScanConfig(views=("full",), exact=False, near=False, semantic=SemanticConfig(enabled=True))
+    cfg = ScanConfig(
+        views=("full",), exact=False, near=False, semantic=SemanticConfig(enabled=True)
+    )
     scan(ds, cfg, encoder=enc)
     assert enc.seen and not any("<user>" in t or "<assistant>" in t for t in enc.seen)
     rec = ds.records[0].sample
@@ -145,3 +156,19 @@ def test_real_model_zero_false_removals_and_planted_copies_found(model_cache: Pa
     unconfirmed = {m for c in result.clusters if c.kind == UNCONFIRMED for m in c.members}
     assert not unconfirmed & removed - planted  # reported, never the reason for a removal
     assert {d.kind for d in result.removed} <= {"semantic", "exact", "near"}
+
+
+def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None:
+    """report.json says embedding pairs are kept down to threshold - 0.1; lowering a saved 0.9
+    scan to 0.8 gives the same decisions as scanning at 0.8 (the floor was once 0.05)."""
+    from dedup_audit.saved_scan import load_scan
+    from dedup_audit.scan_report import write_scan_report
+
+    at_09, _ = _fake_scan(0.9)
+    report = write_scan_report(at_09, tmp_path)  # type: ignore[arg-type]
+    assert report["scored_pairs_floor"]["embedding"] == 0.8
+    saved = load_scan(tmp_path / "report.json", INVERSE)
+    lowered = saved.rethreshold(semantic=0.8)
+    fresh, _ = _fake_scan(0.8)
+    assert [d.keep for d in lowered.decisions] == [d.keep for d in fresh.decisions]  # type: ignore[attr-defined]
+    assert sum(not d.keep for d in lowered.decisions) > sum(not d.keep for d in saved.decisions)

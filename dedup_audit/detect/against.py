@@ -319,8 +319,15 @@ def find_against(
         r_answers = [view_text(r.sample, "response") for r in reference.records]
         t_full = [view_text(r.sample, "full") for r in train.records]
         found["embedding"], calib = _embedding_hits(
-            t_raw, r_raw, r_answers, t_full, semantic, encoder, progress,
-            rate=false_flag_rate, name=name,
+            t_raw,
+            r_raw,
+            r_answers,
+            t_full,
+            semantic,
+            encoder,
+            progress,
+            rate=false_flag_rate,
+            name=name,
         )
         if calib is not None and calibrations is not None:
             calibrations.append(calib)

@@ -97,7 +97,14 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], path: Path, file_type: str) ->
         for i, r in enumerate(rows):
             prompt = str(r.get("prompt") or "")
             records.append(
-                _record(i, name, dict(r), prompt, prompt + str(r.get("canonical_solution") or ""), str(path))
+                _record(
+                    i,
+                    name,
+                    dict(r),
+                    prompt,
+                    prompt + str(r.get("canonical_solution") or ""),
+                    str(path),
+                )
             )
     elif {"question", "choices", "answer"} <= keys:
         kind = "mmlu"
@@ -106,12 +113,16 @@ def _from_rows(rows: Sequence[Mapping[str, Any]], path: Path, file_type: str) ->
             a = _choice_index(r.get("answer"), len(choices))
             if a is None:
                 return None
-            records.append(_record(i, name, dict(r), str(r.get("question") or ""), choices[a], str(path)))
+            records.append(
+                _record(i, name, dict(r), str(r.get("question") or ""), choices[a], str(path))
+            )
     elif {"text", "code"} <= keys and "instruction" not in keys:
         kind = "mbpp"
         for i, r in enumerate(rows):
             records.append(
-                _record(i, name, dict(r), str(r.get("text") or ""), str(r.get("code") or ""), str(path))
+                _record(
+                    i, name, dict(r), str(r.get("text") or ""), str(r.get("code") or ""), str(path)
+                )
             )
     else:
         return None
