@@ -122,6 +122,15 @@ are candidates (recall-oriented: rephrasings of benchmark items score 0.5-0.95).
 
 DEFAULT_FALSE_FLAG_RATE = 0.001
 
+SIZE_RATIO = 3
+"""The margin and answer signals need a training text of at least 1/SIZE_RATIO of the item's
+words: a rephrasing keeps an item's size, while a one-line request ("print the first 5 elements
+of a list") near a 300-word HumanEval program is not a copy of it."""
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -208,7 +217,8 @@ def _embedding_hits(
     3) at cosine >= CANDIDATE_FLOOR. Stage 2: the nearest one is a hit when its cosine passes the
     calibrated cut, or its margin over the 2nd-nearest passes the calibrated margin cut (a
     rephrasing is far closer to its own original than to the next item), or the training text
-    carries the item's numbers or answer (`answer_evidence`)."""
+    carries the item's numbers or answer (`answer_evidence`); the last two only for a training
+    text of comparable size (SIZE_RATIO)."""
     from dedup_audit.detect.faiss_index import knn_cross
 
     ti = [i for i, t in enumerate(train_raw) if t.strip()]
@@ -248,11 +258,12 @@ def _embedding_hits(
             continue
         candidates += 1
         i, j = ti[a], ri[b1]
+        sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
         if s1 >= cut:
             signal = "cosine"
-        elif len(ri) > 2 and s1 - s2 >= margin_cut:
+        elif sized and len(ri) > 2 and s1 - s2 >= margin_cut:
             signal = "margin"
-        elif answer_evidence(ref_raw[j], ref_answers[j], train_full[i]):
+        elif sized and answer_evidence(ref_raw[j], ref_answers[j], train_full[i]):
             signal = "answer"
         else:
             continue
