@@ -172,13 +172,15 @@ _CONTENT = re.compile(r"[A-Za-z]{4,}")
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip("0").rstrip(".") or "0" for n in _NUMBER.findall(text)}
+    """Distinctive quantities: numbers of two or more digits (single digits recur everywhere)."""
+    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    return {n for n in found if len(n.split(".")[0]) >= 2 or "." in n}
 
 
 def answer_evidence(ref_task: str, ref_answer: str, train_text: str) -> bool:
     """Stage 2 signal from what a benchmark item is: the training text carries the item's
-    numbers (at least 3 of them, 80% or more: rephrasings keep the quantities), or the item's
-    answer (the correct choice's words, a code entry point)."""
+    distinctive numbers (at least 3 of them, 80% or more: rephrasings keep the quantities), or
+    the item's answer (the correct choice's words, a code entry point)."""
     low = train_text.lower()
     nums = _numbers(ref_task)
     if len(nums) >= 3 and len(nums & _numbers(train_text)) >= 0.8 * len(nums):
