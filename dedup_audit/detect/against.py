@@ -167,23 +167,22 @@ class Calibration:
         }
 
 
+MIN_NUMBERS = 4
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _CONTENT = re.compile(r"[A-Za-z]{4,}")
 
 
 def _numbers(text: str) -> set[str]:
-    """Distinctive quantities: numbers of two or more digits (single digits recur everywhere)."""
-    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
-    return {n for n in found if len(n.split(".")[0]) >= 2 or "." in n}
+    return {n.replace(",", "").rstrip("0").rstrip(".") or "0" for n in _NUMBER.findall(text)}
 
 
 def answer_evidence(ref_task: str, ref_answer: str, train_text: str) -> bool:
     """Stage 2 signal from what a benchmark item is: the training text carries the item's
-    distinctive numbers (at least 3 of them, 80% or more: rephrasings keep the quantities), or
+    numbers (at least MIN_NUMBERS distinct ones, 80% or more: rephrasings keep the quantities), or
     the item's answer (the correct choice's words, a code entry point)."""
     low = train_text.lower()
     nums = _numbers(ref_task)
-    if len(nums) >= 3 and len(nums & _numbers(train_text)) >= 0.8 * len(nums):
+    if len(nums) >= MIN_NUMBERS and len(nums & _numbers(train_text)) >= 0.8 * len(nums):
         return True
     entry = re.search(r"^def\s+([A-Za-z_]\w*)", ref_answer, re.MULTILINE)
     if entry and len(entry[1]) >= 6 and re.search(rf"\b{re.escape(entry[1])}\b", train_text):
