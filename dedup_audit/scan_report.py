@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dedup_audit import __version__
+from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED
 from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.records import Decision, Pair, sample_key
@@ -163,7 +164,10 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             "records_in_clusters_by_kind": dict(
                 sorted(Counter(c.kind for c in clusters for _ in c.members).items())
             ),
-            "redundant_records": sum(c.size - 1 for c in clusters),
+            # links the answer check keeps (different_answer, unconfirmed) are not redundancy
+            "redundant_records": sum(
+                c.size - 1 for c in clusters if c.kind not in (DIFFERENT_ANSWER, UNCONFIRMED)
+            ),
             "empty_texts": sum(1 for t in vs.normalized if not t),
         }
     clusters = sorted(result.clusters, key=lambda c: (-c.size, c.id))

@@ -172,3 +172,13 @@ def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None
     fresh, _ = _fake_scan(0.8)
     assert [d.keep for d in lowered.decisions] == [d.keep for d in fresh.decisions]  # type: ignore[attr-defined]
     assert sum(not d.keep for d in lowered.decisions) > sum(not d.keep for d in saved.decisions)
+
+
+def test_report_counts_different_answer_links_apart_from_redundancy() -> None:
+    from dedup_audit.scan_report import build_report
+
+    result, _ = _fake_scan(0.8)
+    full = build_report(result)["summary"]["views"]["full"]  # type: ignore[arg-type]
+    clusters = [c for c in result.clusters if c.view == "full"]  # type: ignore[attr-defined]
+    assert full["clusters_by_kind"][DIFFERENT_ANSWER] >= 1
+    assert full["redundant_records"] == sum(c.size - 1 for c in clusters if c.kind == "semantic")
