@@ -5,7 +5,8 @@ Rows: the GSM8K planted set of benchmarks/gsm8k_planted.py (first `--rows` rows 
 `--plant` copies per edit level). Per repetition, in alternating order:
 
 - A: `dedup-audit clean DATA --semantic` as a subprocess with an empty cache folder (cold: the
-  ONNX export, every embedding and FAISS search included);
+  ONNX export, every embedding and FAISS search included), then again with an empty embedding
+  cache but the export already built (it is a one-time step per model);
 - B: a subprocess that loads sentence-transformers (fp32, torch) and encodes one text per record
   (instruction + input + output), batch 64, max_seq_length 256.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,14 +74,21 @@ def main() -> None:
     cli = [sys.executable, "-m", "dedup_audit"]
     st = [sys.executable, "-c", ST_SNIPPET, str(path)]
     ours: list[float] = []
+    ours_model_ready: list[float] = []
     plain: list[float] = []
     for rep in range(args.reps):
         cache = work / f"cache{rep}"
         a = [*cli, "clean", str(path), "--semantic", "-q", "--force", "--cache-dir", str(cache)]
         a += ["-o", str(work / "clean.json")]
+        ready = work / f"ready{rep}"
+        a2 = [*cli, "clean", str(path), "--semantic", "-q", "--force", "--cache-dir", str(ready)]
+        a2 += ["-o", str(work / "clean2.json")]
         order = [("A", a), ("B", st)] if rep % 2 == 0 else [("B", st), ("A", a)]
         for label, cmd in order:
             (ours if label == "A" else plain).append(timed(cmd, env))
+        # empty embedding cache, but the ONNX export already built (a one-time step per model)
+        shutil.copytree(cache / "models", ready / "models")
+        ours_model_ready.append(timed(a2, env))
     default = removed_pairs(work / "clean.removed.jsonl")
     ref = [*cli, "clean", str(path), "--semantic", "--backend", "torch", "-q", "--force"]
     ref += ["--cache-dir", str(work / "cache-torch"), "-o", str(work / "torch.json")]
@@ -90,10 +99,12 @@ def main() -> None:
     print(f"rows {len(data)}  reps {args.reps}")
     print("| run | seconds (median) |")
     print("|---|---:|")
-    print(f"| cold `clean --semantic` (default backend) | {a_s:.1f} |")
+    a2_s = statistics.median(ours_model_ready)
+    print(f"| cold `clean --semantic` (default backend, ONNX export included) | {a_s:.1f} |")
+    print(f"| `clean --semantic`, empty embedding cache, export already built | {a2_s:.1f} |")
     print(f"| sentence-transformers fp32, one text per record | {b_s:.1f} |")
     print(f"| cold `clean --semantic --backend torch` | {t_torch:.1f} |")
-    print(f"\nratio clean / plain encode: {a_s / b_s:.2f}")
+    print(f"\nratio clean / plain encode: {a_s / b_s:.2f} (export built: {a2_s / b_s:.2f})")
     print(f"decisions vs fp32 torch: pair Jaccard {jac:.4f} ({len(default)} vs {len(torch_pairs)})")
 
 
