@@ -182,3 +182,21 @@ def test_report_counts_different_answer_links_apart_from_redundancy() -> None:
     clusters = [c for c in result.clusters if c.view == "full"]  # type: ignore[attr-defined]
     assert full["clusters_by_kind"][DIFFERENT_ANSWER] >= 1
     assert full["redundant_records"] == sum(c.size - 1 for c in clusters if c.kind == "semantic")
+
+
+@pytest.mark.slow
+def test_int8_graph_is_built_only_when_the_int8_backend_runs(model_cache: Path) -> None:
+    from dedup_audit.encoders import get_encoder
+
+    rows = json.loads(INVERSE.read_text(encoding="utf-8"))[:4]
+    texts = [r["instruction"] for r in rows]
+    fp32 = get_encoder(real_cfg(model_cache, backend="onnx")).encode(
+        texts, batch_size=8, progress=False
+    )
+    graphs = sorted(p.name for p in (model_cache / "models").rglob("*.onnx"))
+    assert "model.onnx" in graphs and "model.int8.onnx" not in graphs
+    int8 = get_encoder(real_cfg(model_cache, backend="onnx-int8")).encode(
+        texts, batch_size=8, progress=False
+    )
+    assert any(p.name == "model.int8.onnx" for p in (model_cache / "models").rglob("*.onnx"))
+    assert float(np.min(np.sum(fp32 * int8, axis=1))) > 0.9
