@@ -187,10 +187,12 @@ def test_bad_references_exit_2_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_answer_evidence_reads_numbers_and_answers() -> None:
-    q = _questions(3)[2]  # $80,000 house, $50,000 repairs, 150%
-    reph = "A flipper pays $80,000 for a house and $50,000 on repairs; its value rises 150%."
-    assert answer_evidence(q, "#### 70000", reph)
-    assert not answer_evidence(q, "#### 70000", "A house costs $90,000 after 2 years.")
+    q = _questions(13)[12]  # Carlos's lemon tree: $90, 7 lemons, $1.5 each, $3 a year
+    reph = (
+        "A lemon tree costs $90.00 to plant and yields 7 lemons a year sold at $1.50; care is $3."
+    )
+    assert answer_evidence(q, "#### 13", reph)
+    assert not answer_evidence(q, "#### 13", "A pear tree costs $9 to plant and yields 70 pears.")
     mmlu = load_reference(BENCH / "mmlu_sociology_12.csv", None).records[0].sample
     answer = mmlu.turns[1].text  # "the media manipulate 'the masses' as vulnerable, passive ..."
     assert answer_evidence(

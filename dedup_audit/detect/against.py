@@ -173,7 +173,12 @@ _CONTENT = re.compile(r"[A-Za-z]{4,}")
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip("0").rstrip(".") or "0" for n in _NUMBER.findall(text)}
+    """Numbers as written, without thousands separators and trailing decimal zeros."""
+    out = set()
+    for n in _NUMBER.findall(text):
+        n = n.replace(",", "")
+        out.add(n.rstrip("0").rstrip(".") if "." in n else n)
+    return out
 
 
 def answer_evidence(ref_task: str, ref_answer: str, train_text: str) -> bool:
