@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,55 @@ import numpy as np
 from dedup_audit.records import PAIR_METHODS, Cluster, Pair, PairSet
 
 KIND_OF_METHOD = {"exact": "exact", "minhash": "near", "embedding": "semantic", "ngram": "near"}
+
+DIFFERENT_ANSWER = "different_answer"
+"""Semantic links between records whose final answers differ (GSM8K inverse problems, MMLU
+questions sharing a stem): the same story, another task. Reported, never removed."""
+
+UNCONFIRMED = "unconfirmed"
+"""Semantic links of the dedup view where no answer could be read and the prompt and response
+views do not both link the pair: similar, but not shown to be the same task with the same
+answer. Reported, never removed."""
+
+
+def split_semantic(
+    view: str,
+    pairs: Sequence[Pair],
+    *,
+    answers: Sequence[str | None],
+    numbers: Sequence[tuple[str, ...]],
+    linked: Callable[[int, int], bool] | None,
+) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """(duplicate edges, different-answer links, unconfirmed links) of one view.
+
+    Only embedding pairs are checked; exact and MinHash evidence passes through. In every view
+    but `response` (where differing prompts already make a cluster "canned"), an embedding pair
+    whose two final answers are known and differ is a DIFFERENT_ANSWER link. `linked(a, b)` is
+    given for the dedup view only; there a pair stays a duplicate edge only when its tasks state
+    the same quantities (`numbers`) and either the answers are equal or, when an answer is
+    unknown, the prompt and response views both link it. Otherwise it is UNCONFIRMED.
+    """
+    from dedup_audit.answers import answers_agree
+
+    if view == "response":
+        return list(pairs), [], []
+    keep: list[Pair] = []
+    different: list[Pair] = []
+    unconfirmed: list[Pair] = []
+    for p in pairs:
+        if p.method != "embedding":
+            keep.append(p)
+            continue
+        agree = answers_agree(answers[p.a], answers[p.b])
+        if agree is False:
+            different.append(p)
+        elif linked is not None and (
+            numbers[p.a] != numbers[p.b] or (agree is None and not linked(p.a, p.b))
+        ):
+            unconfirmed.append(p)
+        else:
+            keep.append(p)
+    return keep, different, unconfirmed
 
 
 class UnionFind:
@@ -82,12 +131,14 @@ def build_clusters(
     prompts: Any,
     responses: Any,
     first_id: int = 0,
+    kind: str | None = None,
 ) -> list[Cluster]:
     """Clusters of one view (connected components of the edges), numbered from `first_id` in
     order of their smallest member; each cluster's edges sorted by (a, b, method).
 
     `prompts`/`responses` are the prompt and response views' texts or per-record text hashes
-    (see `_differ`), used only for the kind. Components come from scipy's connected_components
+    (see `_differ`), used only for the kind; `kind` forces one kind on every cluster (the answer
+    check's DIFFERENT_ANSWER / UNCONFIRMED). Components come from scipy's connected_components
     and every grouping is an argsort, so a view with millions of edges costs no Python loop per
     edge.
     """
@@ -119,8 +170,11 @@ def build_clusters(
     for c in range(count):
         members = tuple(members_all[node_bounds[c] : node_bounds[c + 1]])
         cedges = sorted_edges.take(slice(edge_bounds[c], edge_bounds[c + 1]))
-        kind = cluster_kind(view, members, cedges, prompts, responses)
-        clusters.append(Cluster(first_id + c, view, kind, members, cedges))
+        if kind is None:
+            kind_here = cluster_kind(view, members, cedges, prompts, responses)
+        else:
+            kind_here = kind
+        clusters.append(Cluster(first_id + c, view, kind_here, members, cedges))
     return clusters
 
 

@@ -77,8 +77,14 @@ class SemanticConfig:
     batch_size: int = 64
     max_seq_length: int = 256
     cache_dir: str | None = None
+    # contamination (--against): share of clean training texts the calibrated cuts may flag
+    against_false_flag_rate: float = 0.001
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.against_false_flag_rate < 0.5:
+            raise ConfigError(
+                f"--against-false-flag-rate must be in (0, 0.5), got {self.against_false_flag_rate}"
+            )
         if not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--semantic-threshold must be in [-1, 1], got {self.threshold}")
         if self.k < 1:
@@ -126,11 +132,12 @@ class ScanConfig:
     remove_conflicting: bool = False
     seed: int = 0
     against: tuple[str, ...] = ()
-    cluster: str = "components"  # "components" (union-find) | "star" (no chaining)
+    # "auto" (star for clusters with semantic links, else components) | "components" | "star"
+    cluster: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.cluster not in ("components", "star"):
-            raise ConfigError(f"--cluster must be components or star, got {self.cluster!r}")
+        if self.cluster not in ("auto", "components", "star"):
+            raise ConfigError(f"--cluster must be auto, components or star, got {self.cluster!r}")
         bad = [v for v in self.views if v not in VIEWS]
         if bad:
             raise ConfigError(f"unknown view(s) {bad}; choose from {', '.join(VIEWS)}")

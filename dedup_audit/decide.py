@@ -42,6 +42,18 @@ class AgainstHit:
         return f"{'index' if self.kind == 'indexed' else 'against'}:{self.reference}"
 
 
+def best_hits(hits: Sequence[AgainstHit]) -> dict[int, AgainstHit]:
+    """Per training record, its strongest contamination hit (highest score; ties: the first in
+    the given order). One function for the decision and removed.jsonl, so the reference named
+    as `kept_id` is the one whose score is reported as `similarity`."""
+    best: dict[int, AgainstHit] = {}
+    for hit in hits:
+        prev = best.get(hit.index)
+        if prev is None or hit.score > prev.score:
+            best[hit.index] = hit
+    return best
+
+
 def keep_priority(
     records: Sequence[Record], keep: KeepPolicy, seed: int
 ) -> Callable[[int], tuple[Any, ...]]:
@@ -191,12 +203,14 @@ def decide(
     seed: int = 0,
     remove_conflicting: bool = False,
     against: Mapping[int, AgainstHit] | None = None,
-    mode: str = "components",
+    mode: str = "auto",
 ) -> list[Decision]:
     """One Decision per record, in record order. kept + removed == input by construction.
 
     mode "components" keeps one record per connected cluster; "star" keeps every record that is
-    not directly similar to an already kept one (see `_star_removals`).
+    not directly similar to an already kept one (see `_star_removals`); "auto" (the default) is
+    star for clusters with an embedding edge and components otherwise: a paraphrase link is not
+    transitive, so a semantic removal is always directly similar to its kept twin.
     """
     priority = keep_priority(records, keep, seed)
     decisions: dict[int, Decision] = {}
@@ -220,7 +234,10 @@ def decide(
         alive = [m for m in cluster.members if m not in decisions]
         if len(alive) < 2:
             continue
-        if mode == "star" and cluster.kind != "conflicting":
+        star = mode == "star" or (
+            mode == "auto" and any(p.method == "embedding" for p in cluster.pairs)
+        )
+        if star and cluster.kind != "conflicting":
             removals = _star_removals(alive, cluster.pairs, priority)
         else:
             removals = _component_removals(alive, cluster.pairs, priority)

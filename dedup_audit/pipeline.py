@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dedup_audit.clusters import build_clusters
+from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED, build_clusters, split_semantic
 from dedup_audit.config import EngineConfig, ScanConfig
-from dedup_audit.decide import AgainstHit, decide
+from dedup_audit.decide import AgainstHit, best_hits, decide
 from dedup_audit.errors import ConfigError
-from dedup_audit.records import Cluster, Dataset, Decision, PairSet
+from dedup_audit.records import PAIR_METHODS, Cluster, Dataset, Decision, Pair, PairSet
 from dedup_audit.views import view_text
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ class ScanResult:
     clusters: list[Cluster]
     decisions: list[Decision]
     against: list[AgainstHit] = field(default_factory=list)
+    # per reference: how the embedding contamination check set its cuts (detect.against)
+    against_calibration: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def removed(self) -> list[Decision]:
@@ -121,7 +123,9 @@ class ScanResult:
             cfg = dataclasses.replace(
                 cfg, semantic=dataclasses.replace(cfg.semantic, threshold=semantic)
             )
-        return _assemble(self.dataset, cfg, self.views, self.against)
+        result = _assemble(self.dataset, cfg, self.views, self.against)
+        result.against_calibration = list(self.against_calibration)
+        return result
 
 
 def _assemble(
@@ -137,16 +141,43 @@ def _assemble(
         _keys(dataset, cfg, views, "response") if {"prompt", "first_turn"} & set(scanned) else None
     )
     clusters: list[Cluster] = []
-    for view in (v for v in cfg.views if v in views):
-        edges = views[view].edges(cfg.minhash.threshold, cfg.semantic.threshold)
+    edges_of = {
+        v: views[v].edges(cfg.minhash.threshold, cfg.semantic.threshold)
+        for v in cfg.views
+        if v in views
+    }
+    answers, numbers = _answers(dataset, views) if cfg.semantic.enabled else ([None] * n, [])
+    linked = _linked_in(edges_of, views) if cfg.semantic.enabled else None
+    embedding = PAIR_METHODS.index("embedding")
+    for view in edges_of:
+        every = edges_of[view]
+        is_emb = every.method == embedding
+        different: list[Pair] = []
+        unconfirmed: list[Pair] = []
+        edges = every
+        if is_emb.any():  # only embedding links are checked against the answers
+            kept, different, unconfirmed = split_semantic(
+                view,
+                every.take(is_emb).pairs(),
+                answers=answers,
+                numbers=numbers,
+                linked=linked if view == cfg.dedup_view else None,
+            )
+            edges = PairSet.concat(view, [every.take(~is_emb), PairSet.from_pairs(view, kept)])
         clusters += build_clusters(
             n, view, edges, prompts=prompts, responses=responses, first_id=len(clusters)
         )
-    hits: dict[int, AgainstHit] = {}
-    for hit in against:
-        best = hits.get(hit.index)
-        if best is None or hit.score > best.score:
-            hits[hit.index] = hit
+        for kind, links in ((DIFFERENT_ANSWER, different), (UNCONFIRMED, unconfirmed)):
+            clusters += build_clusters(
+                n,
+                view,
+                links,
+                prompts=prompts,
+                responses=responses,
+                first_id=len(clusters),
+                kind=kind,
+            )
+    hits = best_hits(against)
     decisions = decide(
         dataset.records,
         clusters,
@@ -173,6 +204,46 @@ def _keys(
     )[view]
     assert lex.exact_hash is not None
     return ViewScan(view, lex.exact_hash).keys()
+
+
+def _answers(
+    dataset: Dataset, views: Mapping[str, ViewScan]
+) -> tuple[list[str | None], list[tuple[str, ...]]]:
+    """Each record's final answer, read from its response, and the quantities its task states
+    (its prompt; the text itself for text-only records): see dedup_audit.answers."""
+    from dedup_audit.answers import final_answer, task_numbers
+
+    answers: list[str | None] = []
+    numbers: list[tuple[str, ...]] = []
+    for r in dataset.records:
+        response = view_text(r.sample, "response")
+        prompt = view_text(r.sample, "prompt")
+        answers.append(final_answer(response))
+        numbers.append(task_numbers(prompt if prompt.strip() else response))
+    return answers, numbers
+
+
+def _linked_in(
+    edges_of: Mapping[str, PairSet], views: Mapping[str, ViewScan]
+) -> Callable[[int, int], bool]:
+    """linked(a, b): the prompt and the response views both hold an edge between a and b (a
+    view that was not scanned, or is empty on both sides, does not object)."""
+    sets = {
+        v: (
+            set(zip(edges_of[v].a.tolist(), edges_of[v].b.tolist(), strict=True)),
+            np.asarray(views[v].text_hash.any(axis=1)).tolist(),  # non-empty normalised text
+        )
+        for v in ("prompt", "response")
+        if v in edges_of
+    }
+
+    def linked(a: int, b: int) -> bool:
+        for pairs, texts in sets.values():
+            if (a, b) not in pairs and (texts[a] or texts[b]):
+                return False
+        return True
+
+    return linked
 
 
 def load(data: str | Path | Dataset, **load_kwargs: Any) -> Dataset:
@@ -251,19 +322,26 @@ def scan(
         vs.exact, vs.near = lex.exact_pairs, lex.near_pairs
         vs.candidates, vs.dense_buckets = lex.candidates, lex.dense_buckets
         if cfg.semantic.enabled:
-            from dedup_audit.detect.embed import find_semantic
+            from dedup_audit.detect.embed import embedding_text, find_semantic
 
-            raw = [view_text(r.sample, view) for r in dataset.records]
+            if encoder is None:  # one encoder (one model load, one cache) for every view
+                from dedup_audit.encoders import get_encoder
+
+                encoder = get_encoder(cfg.semantic)
+            texts = [embedding_text(r.sample, view) for r in dataset.records]
             vs.semantic = PairSet.from_pairs(
-                view, find_semantic(raw, view, cfg.semantic, encoder=encoder, progress=progress)
+                view, find_semantic(texts, view, cfg.semantic, encoder=encoder, progress=progress)
             )
         views[view] = vs
     against: list[AgainstHit] = []
+    calibrations: list[Any] = []
     if loaded is not None:
         against += _index_hits(lexical[cfg.dedup_view], loaded, dataset)
     for name, ref in (references or {}).items():
-        against += _against(dataset, ref, name, cfg, encoder, progress)
-    return _assemble(dataset, cfg, views, against)
+        against += _against(dataset, ref, name, cfg, encoder, progress, calibrations)
+    result = _assemble(dataset, cfg, views, against)
+    result.against_calibration = [c.to_dict() for c in calibrations]
+    return result
 
 
 def _index_hits(lex: Any, loaded: Any, dataset: Dataset) -> list[AgainstHit]:
@@ -303,8 +381,9 @@ def _against(
     cfg: ScanConfig,
     encoder: Encoder | None,
     progress: bool,
+    calibrations: list[Any],
 ) -> list[AgainstHit]:
-    from dedup_audit.detect.against import find_against
+    from dedup_audit.detect.against import find_against, task_text
 
     hits = find_against(
         dataset,
@@ -315,6 +394,8 @@ def _against(
         semantic=cfg.semantic if cfg.semantic.enabled else None,
         encoder=encoder,
         progress=progress,
+        false_flag_rate=cfg.semantic.against_false_flag_rate,
+        calibrations=calibrations,
     )
     return [
         AgainstHit(
@@ -324,7 +405,7 @@ def _against(
             method=h.method,
             score=h.score,
             view=h.view,
-            ref_text=view_text(reference.records[h.reference_index].sample, h.view),
+            ref_text=task_text(reference.records[h.reference_index].sample)[1],
         )
         for h in hits
     ]

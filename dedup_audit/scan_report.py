@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dedup_audit import __version__
+from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED
 from dedup_audit.decide import AgainstHit
 from dedup_audit.detect.minhash import SCORE_MARGIN
 from dedup_audit.pipeline import ScanResult
@@ -32,6 +33,7 @@ def _round(x: float | None) -> float | None:
 def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     """One row per removed record for removed.jsonl: who, why, which kept record it matched,
     the evidence, and the original row so nothing is lost."""
+    from dedup_audit.decide import best_hits
     from dedup_audit.readers.lazy import map_records
 
     removed = result.removed
@@ -40,10 +42,7 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
         [i for d in removed for i in (d.index, d.kept_twin, d.via) if i is not None],
         lambda r: r,
     )
-    best: dict[int, AgainstHit] = {}
-    for h in result.against:  # the hit the decision was made on: the best score per record
-        if h.index not in best or h.score > best[h.index].score:
-            best[h.index] = h
+    best: dict[int, AgainstHit] = best_hits(result.against)
     rows = []
     for d in removed:
         twin = recs[d.kept_twin] if d.kept_twin is not None else None
@@ -236,7 +235,10 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             "records_in_clusters_by_kind": dict(
                 sorted(Counter(c.kind for c in clusters for _ in c.members).items())
             ),
-            "redundant_records": sum(c.size - 1 for c in clusters),
+            # links the answer check keeps (different_answer, unconfirmed) are not redundancy
+            "redundant_records": sum(
+                c.size - 1 for c in clusters if c.kind not in (DIFFERENT_ANSWER, UNCONFIRMED)
+            ),
             # rows beyond the first of each exact/near/semantic cluster: what clean removes
             # when this is the dedup view (conflicting and canned clusters are kept)
             "duplicate_rows": sum(c.size - 1 for c in clusters if c.kind in DUPLICATE_KINDS),
@@ -305,6 +307,7 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
             }
             for c in clusters
         ],
+        "contamination_calibration": list(result.against_calibration),
         "scored_pairs_floor": {"minhash": near_floor, "embedding": semantic_floor},
         "scored_pairs_file": PAIRS_FILE,
         "contamination": [
@@ -528,6 +531,13 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
             methods = ", ".join(sorted({g["method"] for g in group}))
             out.append(f"  {h['id']:<26} [{methods}] {_clip(h['text'], 50)}")
             out.append(f"    = {h['reference_id']:<22} {_clip(h['reference_text'], 50)}")
+        for cal in report.get("contamination_calibration", []):
+            if cal["reference"] == name:
+                out.append(
+                    f"  embedding cuts calibrated at a false-flag rate of {cal['false_flag_rate']}"
+                    f" per clean row ({cal['null_pairs']} unrelated pairs): cosine >= "
+                    f"{cal['cosine_cut']:.3f} or margin >= {cal['margin_cut']:.3f}"
+                )
     if result is not None:
         out += largest_clusters_text(result)
     out.append(f"Ids: {ds.get('ids', describe_ids(ds.get('id_column')))}")

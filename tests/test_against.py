@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
-from dedup_audit.detect.against import ContaminationHit, find_against, summarize
+from dedup_audit.detect.against import Calibration, ContaminationHit, find_against, summarize
 from dedup_audit.readers import load_dataset
 from dedup_audit.records import Dataset, Record, Sample, Turn
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
@@ -90,11 +90,19 @@ def test_fake_encoder_embedding_method_and_method_filter() -> None:
 @pytest.mark.slow
 def test_real_model_catches_the_rephrased_question(model_cache: Path) -> None:
     train, test, at = _contaminated_train()
-    hits = find_against(train, test, name="gsm8k", semantic=real_cfg(model_cache, threshold=0.8))
+    calibrations: list[Calibration] = []
+    hits = find_against(
+        train, test, name="gsm8k", semantic=real_cfg(model_cache), calibrations=calibrations
+    )
     per_method = summarize(hits)
     emb = {(h.train_index, h.reference_index) for h in hits if h.method == "embedding"}
     assert (at["embedding"], 2) in emb
     assert (at["exact"], 0) in emb and (at["minhash"], 5) in emb
     assert set(per_method) == {"exact", "ngram", "minhash", "embedding"}
-    # real train questions similar in topic but not copies stay below 0.8 cosine
-    assert len({i for i, _ in emb} - set(at.values())) <= 3
+    (cal,) = calibrations
+    assert cal.null_size == 304 and cal.flagged == len(emb)
+    assert sum(cal.by_signal.values()) == cal.flagged
+    # Same-domain distractors (GSM8K train vs GSM8K test) on a small set are the hard case: the
+    # cuts come from only 304 null pairs, and 7 of the 300 real train questions are flagged
+    # (measured; cosine 0.55-0.75, similar problems, not copies). Guard against it growing.
+    assert len({i for i, _ in emb} - set(at.values())) <= 10

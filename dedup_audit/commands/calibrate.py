@@ -16,6 +16,7 @@ from dedup_audit.cli import handle_errors
 Examples:
   dedup-audit calibrate --threshold 0.8 --num-perm 128
   dedup-audit calibrate --report out/report.json --margin 0.03 --limit 10
+  dedup-audit calibrate --report out/report.json --data data.json   # with the pairs' texts
 """,
 )
 @click.option(
@@ -55,6 +56,13 @@ Examples:
 @click.option(
     "--limit", type=int, default=20, show_default=True, help="Borderline pairs shown per method."
 )
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The scanned dataset: show each borderline pair's two texts (default: the report's "
+    "input path when it still exists).",
+)
 @handle_errors
 def calibrate(
     threshold: float | None,
@@ -63,6 +71,7 @@ def calibrate(
     semantic_threshold: float | None,
     margin: float,
     limit: int,
+    data: Path | None,
 ) -> None:
     """Show how likely MinHash-LSH is to catch a pair at each Jaccard similarity for the
     bands/rows datasketch picks, and list a saved scan's pairs just either side of each
@@ -98,6 +107,7 @@ def calibrate(
     if semantic_threshold is not None:
         thresholds["embedding"] = semantic_threshold
     ids = _record_ids(report)
+    texts = _texts(report, data)
     groups = borderline_pairs(pairs_from_report(report), thresholds, margin=margin, limit=limit)
     if not groups:
         near = ", ".join(f"{m} {t}" for m, t in thresholds.items())
@@ -109,6 +119,9 @@ def calibrate(
             click.echo(
                 f"  {side} {pair.score:.4f}  {pair.view:<8} {ids.get(pair.a, pair.a)}  <->  {ids.get(pair.b, pair.b)}"
             )
+            if texts is not None:
+                for m in (pair.a, pair.b):
+                    click.echo(f"        {_clip(texts(m, pair.view), 100)}")
 
 
 def _record_ids(report: dict[str, Any]) -> dict[int, str]:
@@ -118,3 +131,31 @@ def _record_ids(report: dict[str, Any]) -> dict[int, str]:
         for m in c.get("members", []):
             ids[int(m["index"])] = str(m["id"])
     return ids
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _texts(report: dict[str, Any], data: Path | None) -> Any:
+    """text(index, view) from the scanned dataset (--data, else the report's own input path when
+    it still exists), or None when there is no dataset to read."""
+    from dedup_audit.errors import InputError
+    from dedup_audit.readers import load_dataset
+    from dedup_audit.views import view_text
+
+    paths = report.get("dataset", {}).get("paths") or []
+    source = data if data is not None else (Path(paths[0]) if len(paths) == 1 else None)
+    if source is None or not source.exists():
+        return None
+    cols = report.get("dataset", {}).get("columns") or None
+    dataset = load_dataset(source, columns=cols, progress=False)
+    rows = report.get("dataset", {}).get("rows")
+    if rows is not None and rows != len(dataset.records):
+        raise InputError(
+            f"{source}: {len(dataset.records)} rows, but the scan had {rows}; pass the scanned "
+            "file with --data"
+        )
+    recs = dataset.records
+    return lambda m, view: view_text(recs[m].sample, view)

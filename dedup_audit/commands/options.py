@@ -218,6 +218,14 @@ scan_options = _apply(
             help="Column mapping for the --against files, e.g. prompt=question.",
         ),
         click.option(
+            "--against-false-flag-rate",
+            type=float,
+            default=0.001,
+            show_default=True,
+            help="Embedding contamination check: share of clean training texts the cuts "
+            "(calibrated on the data's own null distribution) may flag.",
+        ),
+        click.option(
             "--keep-by",
             default="first",
             show_default=True,
@@ -228,11 +236,12 @@ scan_options = _apply(
         ),
         click.option(
             "--cluster",
-            type=click.Choice(["components", "star"]),
-            default="components",
+            type=click.Choice(["auto", "components", "star"]),
+            default="auto",
             show_default=True,
             help="components: one survivor per connected cluster; star: remove only records "
-            "directly similar to a kept one (no chaining).",
+            "directly similar to a kept one (no chaining); auto: star for clusters with "
+            "semantic links, components otherwise.",
         ),
         click.option(
             "--remove-conflicting",
@@ -275,6 +284,7 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
             batch_size=kw["batch_size"],
             max_seq_length=kw["max_seq_length"],
             cache_dir=str(kw["cache_dir"]) if kw["cache_dir"] else None,
+            against_false_flag_rate=kw["against_false_flag_rate"],
         ),
         keep=KeepPolicy.parse(kw["keep_by"]),
         remove_conflicting=kw["remove_conflicting"],
@@ -356,10 +366,19 @@ def load_references(kw: dict[str, Any]) -> dict[str, Any]:
 
     columns = parse_columns(kw["against_columns"], "--against-column") or None
     refs: dict[str, Any] = {}
+    data = kw.get("data")
     for path in kw["against"]:
+        if data is not None and Path(data).resolve() == Path(path).resolve():
+            raise ConfigError(
+                f"--against {path} is the training file itself: every row would match; pass a "
+                "separate eval/benchmark file"
+            )
         name = path.name if path.name not in refs else f"{path.parent.name}/{path.name}"
         refs[name] = load_reference(path, columns)
     return refs
+
+
+TASK_KEYS = ("question", "prompt", "problem", "instruction", "query", "input", "text")
 
 
 def load_reference(path: Path, columns: dict[str, str] | None) -> Any:
@@ -370,11 +389,27 @@ def load_reference(path: Path, columns: dict[str, str] | None) -> Any:
     from dedup_audit.errors import FormatError
     from dedup_audit.readers import load_dataset
 
+    if columns is None:
+        from dedup_audit.formats.benchmark import load_benchmark
+
+        native = load_benchmark(path)  # HumanEval, MMLU, MBPP: no mapping needed
+        if native is not None:
+            return native
     try:
         return load_dataset(path, columns=columns)
     except FormatError as exc:
+        if columns is not None:
+            raise
         # The reader names the mapping it would use ("pass --column prompt=question ...").
         suggested = re.search(r"--column prompt=(\S+) --column response=(\S+)", str(exc))
-        if columns is not None or suggested is None:
-            raise
-        return load_dataset(path, columns={"prompt": suggested[1], "response": suggested[2]})
+        if suggested is not None and "KEY" not in (suggested[1], suggested[2]):
+            return load_dataset(path, columns={"prompt": suggested[1], "response": suggested[2]})
+        keys = re.search(r"keys found: (.*?)(;|$)", str(exc))
+        found = keys[1] if keys else "(none)"
+        for key in TASK_KEYS:  # a question column alone is still a reference to compare
+            if re.search(rf"'{key}'", found):
+                return load_dataset(path, columns={"prompt": key})
+        raise ConfigError(
+            f"{path}: no text column to compare against (keys found: {found}); name it with "
+            "--against-column prompt=KEY"
+        ) from None

@@ -70,6 +70,20 @@ def rethreshold(
             "only pairs the scan kept (at most 0.1 below it) are seen; rescan for full recall.",
             err=True,
         )
+    scanned_sem = saved.config.semantic.threshold
+    if semantic_threshold is not None and semantic_threshold < scanned_sem and not quiet:
+        floor = round(scanned_sem - 0.1, 6)
+        click.echo(
+            f"Note: {semantic_threshold} is below the scanned semantic threshold {scanned_sem}; "
+            f"the scan kept neighbours down to {floor}"
+            + (
+                " only, so pairs below that are missing: rescan"
+                if semantic_threshold < floor
+                else ""
+            )
+            + ".",
+            err=True,
+        )
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)
     reports: list[dict[str, object]] = []
     with plan:

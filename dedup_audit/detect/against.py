@@ -7,7 +7,10 @@ of overlap it is:
 - ngram: a shared long word n-gram (13 by default, as in the GPT-3 and Llama contamination
   studies); score = share of the reference text's n-grams found in the training text;
 - minhash: MinHash-LSH candidates verified by exact Jaccard of the shingle sets >= threshold;
-- embedding: cosine of the sentence embeddings >= threshold (rephrased benchmark questions).
+- embedding: two stages for rephrased benchmark items. Embedding candidates (each training
+  text's nearest reference items, recall-oriented), then verification by what a benchmark item
+  is: a cosine or a margin over the next-nearest item beyond cuts calibrated on this data's own
+  null distribution (see `Calibration`), or the item's numbers / answer in the training text.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dedup_audit.views import shingle_mode, view_text
 
 if TYPE_CHECKING:
     from dedup_audit.encoders import Encoder
-    from dedup_audit.records import Dataset
+    from dedup_audit.records import Dataset, Sample
 
 METHODS = ("exact", "ngram", "minhash", "embedding")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -82,11 +85,12 @@ def _ngram(
     return out
 
 
-def _minhash(
+def _minhash_hits(
     train: list[str], ref: list[str], cfg: MinHashConfig, progress: bool
 ) -> list[tuple[int, int, float]]:
-    """Near matches by the lexical engine: the same shingles, sketches and recall-tuned banding
-    as deduplication inside one corpus, every candidate verified by exact Jaccard."""
+    """Lexical stage: near matches by the lexical engine (the same shingles, sketches and
+    recall-tuned banding as deduplication inside one corpus), every candidate verified by exact
+    shingle Jaccard >= cfg.threshold, as (train row, reference row, Jaccard)."""
     from dedup_audit.engine.cross import match, table_from_view
     from dedup_audit.engine.lexical import sketch_view
 
@@ -110,28 +114,178 @@ def _minhash(
     return sorted(out)
 
 
-def _embedding(
+CANDIDATE_FLOOR = 0.5
+"""Stage 1 of the embedding check: a training text's nearest reference items down to this cosine
+are candidates (recall-oriented: rephrasings of benchmark items score 0.5-0.95)."""
+
+DEFAULT_FALSE_FLAG_RATE = 0.001
+
+SIZE_RATIO = 3
+"""The margin and answer signals need a training text of at least 1/SIZE_RATIO of the item's
+words: a rephrasing keeps an item's size, while a one-line request ("print the first 5 elements
+of a list") near a 300-word HumanEval program is not a copy of it."""
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the embedding check's cuts were set from this data (written into report.json).
+
+    Null distribution: for every training text, its 2nd-nearest reference item is unrelated (a
+    text rephrases at most one item), so the 2nd-best cosines are a sample of "best score of an
+    unrelated item", and 2nd-best minus 3rd-best a sample of "margin of an unrelated best". Each
+    cut is that sample's (1 - rate) quantile, so a training text that copies nothing is flagged by
+    one signal with probability about `rate`.
+    """
+
+    reference: str
+    rate: float
+    null_size: int
+    cosine_cut: float
+    margin_cut: float
+    floor: float
+    candidates: int
+    flagged: int
+    by_signal: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "reference": self.reference,
+            "false_flag_rate": self.rate,
+            "null_pairs": self.null_size,
+            "cosine_cut": round(self.cosine_cut, 6),
+            "margin_cut": round(self.margin_cut, 6),
+            "candidate_floor": self.floor,
+            "candidates": self.candidates,
+            "flagged": self.flagged,
+            "flagged_by_signal": dict(sorted(self.by_signal.items())),
+        }
+
+
+MIN_NUMBERS = 4
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_CONTENT = re.compile(r"[A-Za-z]{4,}")
+
+
+def _numbers(text: str) -> set[str]:
+    """Numbers as written, without thousands separators and trailing decimal zeros."""
+    out = set()
+    for n in _NUMBER.findall(text):
+        n = n.replace(",", "")
+        out.add(n.rstrip("0").rstrip(".") if "." in n else n)
+    return out
+
+
+def answer_evidence(ref_task: str, ref_answer: str, train_text: str) -> bool:
+    """Stage 2 signal from what a benchmark item is: the training text carries the item's
+    numbers (at least MIN_NUMBERS distinct ones, 80% or more: rephrasings keep the quantities), or
+    the item's answer (the correct choice's words, a code entry point)."""
+    low = train_text.lower()
+    nums = _numbers(ref_task)
+    if len(nums) >= MIN_NUMBERS and len(nums & _numbers(train_text)) >= 0.8 * len(nums):
+        return True
+    entry = re.search(r"^def\s+([A-Za-z_]\w*)", ref_answer, re.MULTILINE)
+    if entry and len(entry[1]) >= 6 and re.search(rf"\b{re.escape(entry[1])}\b", train_text):
+        return True
+    words = {w.lower() for w in _CONTENT.findall(ref_answer)}
+    if 3 <= len(words) <= 30 and "def " not in ref_answer:
+        found = sum(1 for w in words if w in low)
+        return found >= 0.8 * len(words)
+    return False
+
+
+def _quantile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    if not values:
+        return 1.0
+    return float(np.quantile(np.asarray(values, dtype=np.float64), q, method="higher"))
+
+
+def _embedding_hits(
     train_raw: list[str],
     ref_raw: list[str],
+    ref_answers: list[str],
+    train_full: list[str],
     cfg: SemanticConfig,
     encoder: Encoder | None,
     progress: bool,
-) -> list[tuple[int, int, float]]:
+    *,
+    rate: float,
+    name: str,
+) -> tuple[list[tuple[int, int, float]], Calibration | None]:
+    """Two-stage embedding check. Stage 1: each training text's k nearest reference items (k >=
+    3) at cosine >= CANDIDATE_FLOOR. Stage 2: the nearest one is a hit when its cosine passes the
+    calibrated cut, or its margin over the 2nd-nearest passes the calibrated margin cut (a
+    rephrasing is far closer to its own original than to the next item), or the training text
+    carries the item's numbers or answer (`answer_evidence`); the last two only for a training
+    text of comparable size (SIZE_RATIO)."""
     from dedup_audit.detect.faiss_index import knn_cross
 
     ti = [i for i, t in enumerate(train_raw) if t.strip()]
     ri = [j for j, t in enumerate(ref_raw) if t.strip()]
     if not ti or not ri:
-        return []
+        return [], None
     if encoder is None:
         from dedup_audit.encoders import get_encoder
 
         encoder = get_encoder(cfg)
     t_emb = encoder.encode([train_raw[i] for i in ti], batch_size=cfg.batch_size, progress=progress)
     r_emb = encoder.encode([ref_raw[j] for j in ri], batch_size=cfg.batch_size, progress=progress)
-    return [
-        (ti[a], ri[b], min(1.0, s)) for a, b, s in knn_cross(t_emb, r_emb, cfg.k, cfg.threshold)
-    ]
+    k = min(max(cfg.k, 3), len(ri))
+    ranked: dict[int, list[tuple[float, int]]] = {}
+    for a, b, score in knn_cross(t_emb, r_emb, k, -1.0):
+        ranked.setdefault(a, []).append((min(1.0, score), b))
+    tops: dict[int, tuple[float, int, float, float]] = {}
+    null_top: list[float] = []
+    null_margin: list[float] = []
+    for a, lst in ranked.items():
+        lst.sort(key=lambda x: (-x[0], x[1]))
+        s1, b1 = lst[0]
+        s2 = lst[1][0] if len(lst) > 1 else -1.0
+        s3 = lst[2][0] if len(lst) > 2 else -1.0
+        tops[a] = (s1, b1, s2, s3)
+        if len(lst) > 2:
+            null_top.append(s2)
+            null_margin.append(s2 - s3)
+    cut = max(CANDIDATE_FLOOR, _quantile(null_top, 1.0 - rate))
+    margin_cut = _quantile(null_margin, 1.0 - rate)
+    out: list[tuple[int, int, float]] = []
+    by_signal: dict[str, int] = {}
+    candidates = 0
+    for a in sorted(tops):
+        s1, b1, s2, _ = tops[a]
+        if s1 < CANDIDATE_FLOOR:
+            continue
+        candidates += 1
+        i, j = ti[a], ri[b1]
+        sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
+        if s1 >= cut:
+            signal = "cosine"
+        elif sized and len(ri) > 2 and s1 - s2 >= margin_cut:
+            signal = "margin"
+        elif sized and answer_evidence(ref_raw[j], ref_answers[j], train_full[i]):
+            signal = "answer"
+        else:
+            continue
+        by_signal[signal] = by_signal.get(signal, 0) + 1
+        out.append((i, j, s1))
+    calib = Calibration(
+        name, rate, len(null_top), cut, margin_cut, CANDIDATE_FLOOR, candidates, len(out), by_signal
+    )
+    return out, calib
+
+
+def task_text(sample: Sample) -> tuple[str, str]:
+    """(view, text) compared for contamination: the prompt, or for text-only records (empty
+    prompt: pretraining text, {"text"} benchmark files) the document itself."""
+    prompt = view_text(sample, "prompt")
+    if prompt.strip():
+        return "prompt", prompt
+    return "response", view_text(sample, "response")
 
 
 def find_against(
@@ -139,7 +293,6 @@ def find_against(
     reference: Dataset,
     *,
     name: str,
-    views: Sequence[str] = ("prompt",),
     normalize: NormalizeConfig | None = None,
     minhash: MinHashConfig | None = None,
     semantic: SemanticConfig | None = None,
@@ -147,13 +300,17 @@ def find_against(
     methods: Sequence[str] = METHODS,
     encoder: Encoder | None = None,
     progress: bool = False,
+    false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE,
+    calibrations: list[Calibration] | None = None,
 ) -> list[ContaminationHit]:
-    """Every (training record, reference record, method, view) overlap, sorted by
-    (train index, reference index, view, method). The embedding method runs only when
-    `semantic` is given; `ngram_overlap` <= 0 disables the n-gram method.
+    """Every (training record, reference record, method) overlap, sorted by (train index,
+    reference index, view, method). The embedding method runs only when `semantic` is given;
+    `ngram_overlap` <= 0 disables the n-gram method. The embedding check's calibration is
+    appended to `calibrations` when a list is given.
 
-    The default view is `prompt`: benchmark questions leak into training prompts, while answers
-    (e.g. GSM8K worked solutions) are rephrased more often than copied.
+    Compared text (`task_text`): the prompt, where benchmark questions leak (answers such as
+    GSM8K worked solutions are rephrased more often than copied); for text-only records, the
+    text itself. A hit's `view` says which of the training record's views matched.
     """
     norm_cfg = normalize or NormalizeConfig()
     mh_cfg = minhash or MinHashConfig()
@@ -162,28 +319,45 @@ def find_against(
         from dedup_audit.errors import ConfigError
 
         raise ConfigError(f"unknown contamination method(s) {unknown}; choose from {METHODS}")
+    t_views, t_raw = _unzip([task_text(r.sample) for r in train.records])
+    _, r_raw = _unzip([task_text(r.sample) for r in reference.records])
+    t_norm = [normalize_text(t, norm_cfg) for t in t_raw]
+    r_norm = [normalize_text(t, norm_cfg) for t in r_raw]
+    found: dict[str, list[tuple[int, int, float]]] = {}
+    if "exact" in methods:
+        found["exact"] = _exact(t_norm, r_norm)
+    if "ngram" in methods and ngram_overlap > 0:
+        found["ngram"] = _ngram(t_norm, r_norm, ngram_overlap, progress)
+    if "minhash" in methods:
+        found["minhash"] = _minhash_hits(t_norm, r_norm, mh_cfg, progress)
+    if "embedding" in methods and semantic is not None:
+        r_answers = [view_text(r.sample, "response") for r in reference.records]
+        t_full = [view_text(r.sample, "full") for r in train.records]
+        found["embedding"], calib = _embedding_hits(
+            t_raw,
+            r_raw,
+            r_answers,
+            t_full,
+            semantic,
+            encoder,
+            progress,
+            rate=false_flag_rate,
+            name=name,
+        )
+        if calib is not None and calibrations is not None:
+            calibrations.append(calib)
     hits: list[ContaminationHit] = []
-    for view in views:
-        t_raw = [view_text(r.sample, view) for r in train.records]
-        r_raw = [view_text(r.sample, view) for r in reference.records]
-        t_norm = [normalize_text(t, norm_cfg) for t in t_raw]
-        r_norm = [normalize_text(t, norm_cfg) for t in r_raw]
-        found: dict[str, list[tuple[int, int, float]]] = {}
-        if "exact" in methods:
-            found["exact"] = _exact(t_norm, r_norm)
-        if "ngram" in methods and ngram_overlap > 0:
-            found["ngram"] = _ngram(t_norm, r_norm, ngram_overlap, progress)
-        if "minhash" in methods:
-            found["minhash"] = _minhash(t_norm, r_norm, mh_cfg, progress)
-        if "embedding" in methods and semantic is not None:
-            found["embedding"] = _embedding(t_raw, r_raw, semantic, encoder, progress)
-        for method, triples in found.items():
-            hits += [
-                ContaminationHit(i, j, method, round(float(s), 6), view, name)
-                for i, j, s in triples
-            ]
+    for method, triples in found.items():
+        hits += [
+            ContaminationHit(i, j, method, round(float(s), 6), t_views[i], name)
+            for i, j, s in triples
+        ]
     order = {m: k for k, m in enumerate(METHODS)}
     return sorted(hits, key=lambda h: (h.train_index, h.reference_index, h.view, order[h.method]))
+
+
+def _unzip(pairs: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def summarize(hits: Sequence[ContaminationHit]) -> dict[str, int]:

@@ -4,9 +4,13 @@ n-gram methods miss "Who are you?" / "Tell me who you are"; embeddings catch the
 embedded once (cached on disk by the encoder), every text's k nearest neighbours are looked up,
 and a neighbour counts as an edge when its cosine reaches the threshold.
 
-Neighbours down to `threshold - BORDERLINE_MARGIN` are returned too (the pipeline applies the
-threshold), so `calibrate` can list borderline pairs and a saved scan can be re-thresholded a
-little lower without recomputing.
+Neighbours down to `threshold - BORDERLINE_MARGIN` (0.1, the floor report.json states as
+`scored_pairs_floor`) are returned too (the pipeline applies the threshold), so `calibrate` can
+list borderline pairs and a saved scan can be re-thresholded lower without recomputing.
+
+The full view is embedded without its role markers (`embedding_text`): "<assistant>" on every
+record is shared text that pulls unrelated conversations together (on MRPC it alone raised the
+pairs at cosine >= 0.9 from 602 to 688).
 """
 
 from __future__ import annotations
@@ -14,13 +18,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dedup_audit.records import Pair
+from dedup_audit.detect.minhash import SCORE_MARGIN
+from dedup_audit.records import Pair, Sample
+from dedup_audit.views import view_text
 
 if TYPE_CHECKING:
     from dedup_audit.config import SemanticConfig
     from dedup_audit.encoders import Encoder
 
-BORDERLINE_MARGIN = 0.05
+BORDERLINE_MARGIN = SCORE_MARGIN
+
+
+def embedding_text(sample: Sample, view: str) -> str:
+    """The text a view is embedded as: the view's text, except that the full view joins the
+    system prompt, tool schema and turns without role markers."""
+    if view != "full":
+        return view_text(sample, view)
+    parts = [sample.system] if sample.system else []
+    if sample.tools:
+        parts.append(sample.tools)
+    parts += [t.text for t in sample.turns]
+    return "\n".join(parts)
 
 
 def find_semantic(

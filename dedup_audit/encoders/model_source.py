@@ -70,7 +70,33 @@ def resolve_model(model: str) -> ModelSource:
             f"--model {model}: not a sentence-transformers/transformers model folder "
             "(no config.json or modules.json)"
         )
+    _check_model_folder(model, path)
     return ModelSource(path.resolve(), f"local:{path.resolve().name}:{fingerprint(path)}")
+
+
+def _check_model_folder(model: str, path: Path) -> None:
+    """A transformers config must name its architecture (`model_type`) and the folder must hold
+    weights; otherwise loading fails deep inside transformers with a traceback."""
+    config = path / "config.json"
+    if not config.is_file():
+        mods = _st_modules(path)
+        first = next((m for m in mods if str(m.get("path", "")) not in ("", ".")), None)
+        config = path / str(first["path"]) / "config.json" if first else config
+    try:
+        conf = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--model {model}: unreadable {config} ({exc})") from exc
+    weights = [
+        p
+        for p in path.rglob("*")
+        if p.suffix in (".safetensors", ".bin", ".onnx", ".pt") and p.is_file()
+    ]
+    if not isinstance(conf, dict) or "model_type" not in conf or not weights:
+        raise ConfigError(
+            f"--model {model}: not a sentence-transformers model folder (needs config.json with "
+            "a model_type and weights such as model.safetensors); pass a folder saved by "
+            "SentenceTransformer.save() or drop --model to use the packaged default"
+        )
 
 
 def fingerprint(folder: Path) -> str:

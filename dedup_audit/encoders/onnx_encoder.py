@@ -42,7 +42,6 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
     ensure_offline()
     import numpy as np
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel, AutoTokenizer
 
     mode = pooling_mode(source.path)
@@ -99,17 +98,6 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing advice on the root logger
-    try:
-        quantize_dynamic(
-            str(fp32), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
-        )
-    finally:
-        root.setLevel(level)
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
         raise ConfigError(
@@ -140,8 +128,39 @@ def _export_onnx(source: ModelSource, out: Path) -> None:
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
 
+def _quantized(folder: Path) -> Path:
+    """model.int8.onnx beside the fp32 graph, built on first use of the int8 backend only (the
+    quantization costs seconds that the default fp32 backend never needs), written to a temp
+    file and renamed into place."""
+    final = folder / "model.int8.onnx"
+    if final.is_file():
+        return final
+    import logging
+    import os
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(prefix=".model.int8.", suffix=".onnx", dir=folder)
+    os.close(fd)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing advice on the root logger
+    try:
+        quantize_dynamic(
+            str(folder / "model.onnx"), tmp, weight_type=QuantType.QInt8, per_channel=True
+        )
+        os.replace(tmp, final)
+    finally:
+        root.setLevel(level)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return final
+
+
 def onnx_artifacts(source: ModelSource, cache_dir: Path) -> Path:
-    """The folder with model.onnx, model.int8.onnx and the tokenizer, exported on first use."""
+    """The folder with model.onnx and the tokenizer, exported on first use (model.int8.onnx is
+    added by the int8 backend on its first use)."""
     final = artifact_dir(cache_dir, source, "onnx")
     if not (final / "meta.json").is_file():
         try:
@@ -187,7 +206,7 @@ class OnnxEncoder:
             tok.enable_padding(pad_id=meta["pad_id"], pad_token=meta["pad_token"])
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            file = folder / ("model.int8.onnx" if self.quantized else "model.onnx")
+            file = _quantized(folder) if self.quantized else folder / "model.onnx"
             self._session = ort.InferenceSession(
                 str(file), sess_options=opts, providers=["CPUExecutionProvider"]
             )

@@ -74,7 +74,7 @@ def candidates(
     """All position pairs (lo < hi) sharing a key in at least one band, as sorted unique codes
     lo * n + hi (8 bytes a candidate: templated data proposes tens of millions), and the
     dense-bucket count. `keys` is (n, bands) for n texts in ascending order."""
-    n, bands = keys.shape
+    bands = keys.shape[1]
     merged = np.empty(0, np.int64)
     pending: list[npt.NDArray[np.int64]] = []
     held = 0

@@ -1,0 +1,131 @@
+"""Contamination by rephrased benchmark items: recall, precision and distractor flags at defaults.
+
+Development set (Yang et al. 2023, LLM-Decontaminator): GPT-4 rephrasings of MMLU sociology
+(197 non-empty) and HumanEval (147 non-empty), each index-aligned with its original. The
+rephrasings are mixed into ~2000 unrelated SFT rows (LLaMA-Factory alpaca_en_demo 999 + the first
+1000 GPTeacher Toolformer rows; `--distractors gsm8k` uses 2000 GSM8K train rows instead, the
+same-domain case) as alpaca rows (rephrasing = instruction). The references are the originals in
+their native files: sociology_test.csv (MMLU, no header) and HumanEval.jsonl ({"text"}).
+
+Defaults: `scan --semantic --against ...` (packaged all-MiniLM-L6-v2, false-flag rate 0.001).
+A rephrasing counts as found when its row is flagged by any method and matched to its own
+original; a flagged distractor is a false flag.
+
+    .venv/bin/python benchmarks/contamination_dev.py
+    .venv/bin/python benchmarks/contamination_dev.py --distractors gsm8k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+D = Path("/work/shared/data")
+DEC = D / "llm_decontaminator"
+
+
+def distractors(kind: str, n: int, seed: int) -> list[dict[str, str]]:
+    if kind == "gsm8k":
+        rows = json.loads((D / "gsm8k/train_alpaca.json").read_text(encoding="utf-8"))
+        return [{k: r[k] for k in ("instruction", "input", "output")} for r in rows[:n]]
+    alp = json.loads((D / "llamafactory/alpaca_en_demo.json").read_text(encoding="utf-8"))
+    gpt = json.loads(
+        (D / "gpteacher/toolformer-dedupe-only-dataset.json").read_text(encoding="utf-8")
+    )
+    rows = [{k: r[k] for k in ("instruction", "input", "output")} for r in alp]
+    rows += [
+        {"instruction": r["instruction"], "input": r["input"], "output": r["response"]}
+        for r in gpt[: n - len(rows)]
+    ]
+    return rows[:n]
+
+
+def build(kind: str, n: int, seed: int) -> tuple[list[dict[str, str]], dict[int, tuple[str, int]]]:
+    """(training rows, truth: training row -> (reference file, reference row))."""
+    rng = random.Random(seed)
+    items: list[tuple[dict[str, str], tuple[str, int] | None]] = [
+        (r, None) for r in distractors(kind, n, seed)
+    ]
+    for ref, reph in (
+        ("sociology_test.csv", "sociology_test_rephrase_english_filtered_question.jsonl"),
+        ("HumanEval.jsonl", "humaneval_python.jsonl"),
+    ):
+        lines = (DEC / reph).read_text(encoding="utf-8").splitlines()
+        for j, line in enumerate(lines):
+            text = json.loads(line)["text"]
+            if text.strip():
+                row = {"instruction": text, "input": "", "output": "Sure."}
+                items.insert(rng.randint(0, len(items)), (row, (ref, j)))
+    truth = {i: t for i, (_, t) in enumerate(items) if t is not None}
+    return [r for r, _ in items], truth
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--distractors", choices=["unrelated", "gsm8k"], default="unrelated")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=0.001)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/contamination_dev"))
+    args = ap.parse_args()
+    from dedup_audit.commands.options import load_reference
+    from dedup_audit.config import ScanConfig, SemanticConfig
+    from dedup_audit.pipeline import scan
+    from dedup_audit.readers import load_dataset
+
+    rows, truth = build(args.distractors, args.n, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "train.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    refs = {
+        name: load_reference(DEC / name, None) for name in ("sociology_test.csv", "HumanEval.jsonl")
+    }
+    cfg = ScanConfig(
+        views=("full",),
+        exact=False,
+        near=False,
+        semantic=SemanticConfig(
+            enabled=True, cache_dir=str(args.out / "cache"), against_false_flag_rate=args.rate
+        ),
+    )
+    t0 = time.perf_counter()
+    result = scan(load_dataset(path), cfg, references=refs)
+    wall = time.perf_counter() - t0
+    flagged: dict[int, set[tuple[str, int]]] = {}
+    methods: dict[int, set[str]] = {}
+    for h in result.against:
+        ref_row = int(h.ref_id.rsplit(":", 1)[1])
+        flagged.setdefault(h.index, set()).add((h.reference, ref_row))
+        methods.setdefault(h.index, set()).add(h.method)
+    print("| reference | rephrasings | found | recall |")
+    print("|---|---:|---:|---:|")
+    for ref in refs:
+        pos = [i for i, t in truth.items() if t[0] == ref]
+        found = [i for i in pos if truth[i] in flagged.get(i, set())]
+        print(f"| {ref} | {len(pos)} | {len(found)} | {len(found) / len(pos):.3f} |")
+    tp = sum(1 for i in flagged if i in truth and truth[i] in flagged[i])
+    wrong = sum(1 for i in flagged if i in truth and truth[i] not in flagged[i])
+    fp = [i for i in flagged if i not in truth]
+    print(
+        f"\nrecall {tp / len(truth):.3f}  precision {tp / len(flagged):.3f}  "
+        f"distractors flagged {len(fp)} of {len(rows) - len(truth)}  "
+        f"(rephrasings matched to another item: {wrong})  scan {wall:.0f} s"
+    )
+    for cal in result.against_calibration:
+        print(json.dumps(cal))
+    for i in fp[:10]:
+        print("FP", i, sorted(methods[i]), rows[i]["instruction"][:100].replace("\n", " "))
+    missed = [i for i in truth if truth[i] not in flagged.get(i, set())]
+    for i in missed[:15]:
+        print("MISS", i, truth[i], rows[i]["instruction"][:100].replace("\n", " "))
+
+
+if __name__ == "__main__":
+    main()
