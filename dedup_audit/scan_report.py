@@ -372,6 +372,10 @@ KIND_LEGEND = {
     "canned~near": "near-identical answers to different prompts: reported, not removed",
     "similar answers": "answers alike in meaning, not the same, to different prompts: "
     "reported, not removed",
+    "different_answer": "similar tasks (embeddings) whose final answers differ: reported, "
+    "not removed",
+    "unconfirmed": "similar (embeddings), but not shown to be the same task with the same "
+    "answer: reported, not removed",
 }
 
 
@@ -400,7 +404,12 @@ def view_labels(report: dict[str, Any], view: str) -> dict[str, int]:
         return dict(v["clusters_by_kind"])
     counts = Counter(_cluster_label(c) for c in listed)
     order = list(KIND_LEGEND)
-    return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0])))
+    return dict(
+        sorted(
+            counts.items(),
+            key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]),
+        )
+    )
 
 
 def duplicate_rows(v: dict[str, Any]) -> int:

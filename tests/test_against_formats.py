@@ -91,7 +91,7 @@ def test_readme_against_examples_find_verbatim_questions(
     assert res.exit_code == 0, res.output
     removed = [
         json.loads(line)
-        for line in (tmp_path / "train.clean.removed.jsonl").read_text().splitlines()
+        for line in (tmp_path / "train.clean.json.removed.jsonl").read_text().splitlines()
     ]
     against = [r for r in removed if r["reason"] == "against:test.jsonl"]
     assert sorted(r["index"] for r in against) == [60, 61, 62, 63, 64]
@@ -152,7 +152,7 @@ def test_removed_row_names_the_best_hit(tmp_path: Path) -> None:
         cli, ["clean", str(train), "--against", str(ref), "-o", str(out), "-q"]
     )
     assert res.exit_code == 0, res.output
-    row = json.loads((tmp_path / "clean.removed.jsonl").read_text().splitlines()[0])
+    row = json.loads((tmp_path / "clean.json.removed.jsonl").read_text().splitlines()[0])
     assert row["kept_id"] == "ref.jsonl:1" and row["similarity"] == 1.0 and row["method"] == "exact"
     report = scan(
         load_dataset(train), ScanConfig(), references={"ref.jsonl": load_reference(ref, None)}

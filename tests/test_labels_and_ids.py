@@ -132,8 +132,9 @@ def test_cut_lists_say_how_much_is_shown(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_warnings_survive_quiet_and_are_recorded(tmp_path: Path, model_cache: Path) -> None:
-    """`clean --semantic -q` on identity.json: the English-only model on CJK text and a clean
-    removing most rows are printed on stderr and kept in report.json and report.md."""
+    """`clean --semantic -q` on identity.json: the English-only model on CJK text is printed on
+    stderr and kept in report.json and report.md; so is a clean removing most rows
+    (dummy_conversation.json's templated chats at --threshold 0.5)."""
     out = tmp_path / "c.json"
     res = CliRunner().invoke(
         cli,
@@ -152,11 +153,29 @@ def test_warnings_survive_quiet_and_are_recorded(tmp_path: Path, model_cache: Pa
     )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))
-    removed, rows = report["summary"]["removed"], report["summary"]["rows"]
-    assert rows == 91 and removed > rows / 2
+    assert report["summary"]["rows"] == 91
     warnings = report["warnings"]
     assert any("English-only" in w for w in warnings)
-    assert any(f"clean would remove {removed} of 91 rows (over half)" in w for w in warnings)
+    most = CliRunner().invoke(
+        cli,
+        [
+            "clean",
+            str(SAMPLE / "dummy_conversation.json"),
+            "--threshold",
+            "0.5",
+            "-q",
+            "-o",
+            str(tmp_path / "d.json"),
+            "--report-dir",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert most.exit_code == 0, most.output
+    dreport = json.loads((tmp_path / "d" / "report.json").read_text(encoding="utf-8"))
+    removed = dreport["summary"]["removed"]
+    assert removed > 250
+    over = f"clean would remove {removed} of 500 rows (over half)"
+    assert any(over in w for w in dreport["warnings"]) and over in most.stderr
     for w in warnings:
         assert f"Warning: {w}\n" in res.stderr
     md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")

@@ -22,6 +22,7 @@ OUTPUT_OPTIONS = {"-o", "--output", "--removed", "--report-dir", "--cache-dir"}
 LINKED = (
     "Makefile",
     "pyproject.toml",
+    "setup.py",
     "constraints-cpu.txt",
     ".venv",
     "dedup_audit",
