@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUT_OPTIONS = {"-o", "--output", "--removed", "--report-dir", "--cache-dir"}
+OUTPUT_OPTIONS = {
+    "-o",
+    "--output",
+    "--removed",
+    "--report-dir",
+    "--cache-dir",
+    "--save-index",
+    "--work-dir",
+}
 LINKED = (
     "Makefile",
     "pyproject.toml",
@@ -113,6 +121,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     assert "dedup-audit scan sample_data/alpaca_en_demo.json -o out/alpaca" in ran
     assert "dedup-audit scan sample_data/self_cognition.json --semantic -o out/semantic" in ran
     assert "dedup-audit calibrate --report out/scan/report.json" in ran
+    assert "dedup-audit scan sample_data/identity.json --index out/index -o out/new" in ran
     assert all(
         "data.json" in s or "train.json" in s or "saves/" in s or "llamafactory" in s
         for s in skipped
