@@ -163,6 +163,8 @@ def lexical_from_sketch(
     threads: int | None = None,
     progress: bool = False,
 ) -> LexicalResult:
+    """The engine's core over one view's sketches (however they were made: in memory, in
+    batches, spilled): exact groups, banding between representatives, verification."""
     params = vs.params
     result = LexicalResult(view, vs.mode, params.bands, params.rows)
     hashes = exact_hashes(vs)
