@@ -55,4 +55,21 @@ def load_scan(
         for name, method in (("exact", "exact"), ("near", "minhash"), ("semantic", "embedding")):
             setattr(vs, name, rows.take(rows.method == PAIR_METHODS.index(method)))
         views[view] = vs
-    return _assemble(dataset, cfg, views, [])
+    from dedup_audit.decide import AgainstHit
+
+    # contamination and --index hits do not depend on the thresholds: they come back as saved
+    against = [
+        AgainstHit(
+            index=h["index"],
+            reference=h["reference"],
+            ref_id=h["reference_id"],
+            method=h["method"],
+            score=h["score"],
+            view=h["view"],
+            ref_text=h.get("reference_text", ""),
+            kind=h.get("kind", "contamination"),
+            estimate=h.get("estimate"),
+        )
+        for h in report.get("contamination", [])
+    ]
+    return _assemble(dataset, cfg, views, against)

@@ -185,7 +185,9 @@ def read_scan_report(path: Path) -> dict[str, Any]:
             f"{sidecar}: cannot read the scored pairs saved with {path.name} ({exc}); "
             "keep the scan folder together or rescan"
         ) from exc
-    report["scored_pairs"] = {v: scored.get(v, []) for v in report["summary"]["views"]}
+    report["scored_pairs"] = {
+        v: scored.get(v, PairSet.empty(v)) for v in report["summary"]["views"]
+    }
     return report
 
 
@@ -318,7 +320,9 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
                 "reference_id": h.ref_id,
                 "method": h.method,
                 "view": h.view,
-                "score": _round(h.score),
+                "score": h.score,  # unrounded: a reloaded scan decides on the same scores
+                "kind": h.kind,
+                "estimate": h.estimate,
                 "text": hit_info[h.index][1][h.view],
                 "reference_text": h.ref_text,
             }

@@ -373,3 +373,56 @@ def test_forked_workers_read_lazy_jsonl_and_give_the_same_scan(
     forked = scan(lazy, cfg, engine=EngineConfig(threads=2, batch_rows=97))
     assert forked.decisions == plain.decisions
     assert [c.members for c in forked.clusters] == [c.members for c in plain.clusters]
+
+
+def test_rethreshold_keeps_contamination_and_index_removals(tmp_path: Path) -> None:
+    """A saved scan reloads its --against and --index hits: re-thresholding at the scanned
+    thresholds gives back every removal, reason and twin."""
+    old, new, new_rows = _gsm_split(tmp_path)
+    test_rows = [json.loads(line) for line in (DATA / "gsm8k_test_60.jsonl").open()]
+    new_rows[2] = {"instruction": test_rows[4]["question"], "input": "", "output": "x"}
+    new.write_text(json.dumps(new_rows), "utf-8")
+    ref = tmp_path / "test.jsonl"
+    ref.write_text("".join(json.dumps(r) + "\n" for r in test_rows), "utf-8")
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        ["scan", str(old), "-o", str(tmp_path / "s1"), "-q", "--save-index", str(tmp_path / "idx")],
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        cli,
+        [
+            "scan",
+            str(new),
+            "-o",
+            str(tmp_path / "s2"),
+            "-q",
+            "--index",
+            str(tmp_path / "idx"),
+            "--against",
+            str(ref),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "s2" / "report.json").read_text())["summary"][
+        "removed_by_reason"
+    ]
+    assert first.get("index:idx", 0) >= 2 and first.get("against:test.jsonl", 0) >= 1, first
+    res = runner.invoke(
+        cli,
+        [
+            "rethreshold",
+            str(tmp_path / "s2" / "report.json"),
+            "--threshold",
+            "0.8",
+            "-o",
+            str(tmp_path / "s3"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "s3" / "report.json").read_text())["summary"][
+        "removed_by_reason"
+    ]
+    assert again == first
