@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup_audit.engine.bands import DENSE_BUCKET, sorted_unique
+from dedup_audit.engine.groups import group_by_hash
 from dedup_audit.engine.kernels import Sketches, SketchParams, intersect
 
 if TYPE_CHECKING:
@@ -94,27 +95,11 @@ def _take(sk: Sketches, rows: npt.NDArray[np.int64]) -> Sketches:
 def table_from_view(
     params: SketchParams, sketches: Sketches, row_of: npt.NDArray[np.int64]
 ) -> SketchTable:
-    """A SketchTable of one view's sketches (see `SketchTable.from_view`)."""
-    present = np.flatnonzero(row_of >= 0)
-    if not len(present):
-        empty = np.empty(0, np.int64)
-        return SketchTable(params, sketches, empty, empty, np.zeros(1, np.int64))
-    hashes = np.asarray(sketches.exact)[row_of[present]]
-    order = np.lexsort((present, hashes[:, 1], hashes[:, 0]))
-    sh = hashes[order]
-    new = np.concatenate(([True], np.any(sh[1:] != sh[:-1], axis=1)))
-    group = np.cumsum(new) - 1
-    firsts = present[order][new]
-    rank = np.argsort(firsts, kind="stable")
-    pos = np.empty_like(rank)
-    pos[rank] = np.arange(len(rank))
-    g = pos[group]
-    rec_order = np.lexsort((present[order], g))
-    records = present[order][rec_order]
-    counts = np.bincount(g, minlength=len(rank))
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    rows = row_of[firsts[rank]]
-    return SketchTable(params, sketches, rows.astype(np.int64), records, starts)
+    """A SketchTable of one view's sketches: one row per distinct non-empty text."""
+    present = np.flatnonzero(row_of >= 0).astype(np.int64)
+    records, starts = group_by_hash(np.asarray(sketches.exact)[row_of[present]], present)
+    rows = row_of[records[starts[:-1]]].astype(np.int64)
+    return SketchTable(params, sketches, rows, records, starts)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from dedup_audit.config import MinHashConfig
 from dedup_audit.detect.minhash import lsh_bands, score_floor
 from dedup_audit.engine import bands as banding
 from dedup_audit.engine.cross import Matches, SketchTable
+from dedup_audit.engine.groups import group_by_hash
 from dedup_audit.engine.kernels import Sketches, SketchParams, intersect, sketch
 from dedup_audit.engine.store import release
 from dedup_audit.progress import progress_bar
@@ -121,18 +122,13 @@ def exact_hashes(vs: ViewSketch) -> npt.NDArray[np.uint64]:
 def exact_groups(hashes: npt.NDArray[np.uint64], present: npt.NDArray[np.bool_]) -> list[list[int]]:
     """Records grouped by identical non-empty text (equal 128-bit hash), groups with at least
     two members, in first-occurrence order, members ascending."""
-    idx = np.flatnonzero(present)
-    if len(idx) < 2:
-        return []
-    h = hashes[idx]
-    order = np.lexsort((idx, h[:, 1], h[:, 0]))
-    sh = h[order]
-    new = np.concatenate(([True], np.any(sh[1:] != sh[:-1], axis=1)))
-    starts = np.flatnonzero(new)
-    sizes = np.diff(np.concatenate((starts, [len(idx)])))
-    groups = [idx[order[s : s + z]].tolist() for s, z in zip(starts, sizes, strict=True) if z > 1]
-    groups.sort(key=lambda g: g[0])
-    return groups
+    idx = np.flatnonzero(present).astype(np.int64)
+    records, starts = group_by_hash(hashes[idx], idx)
+    return [
+        records[lo:hi].tolist()
+        for lo, hi in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)
+        if hi - lo > 1
+    ]
 
 
 def find_lexical(
