@@ -35,6 +35,7 @@ class RowSource:
     path: Path
     n: int
     fork_safe = False  # can a forked child read rows (no shared file offset or thread pool)?
+    row_cheap = False  # is reading one row much cheaper than reading its batch?
 
     def rows(self, lo: int, hi: int) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -51,6 +52,7 @@ class JsonlSource(RowSource):
     are read with pread, so forked workers can share the open file."""
 
     fork_safe = True
+    row_cheap = True
 
     def __init__(self, path: Path, lines_path: Path | None = None, spill: bool = False) -> None:
         self.path = path
@@ -256,10 +258,39 @@ class LazyRecords(Sequence[Record]):
 
     def fetch(self, indices: Iterable[int]) -> dict[int, Record]:
         """Records at scattered indices, in one ordered pass over the batches they fall in."""
-        out: dict[int, Record] = {}
-        for i in sorted(set(indices)):
-            out[i] = self[i]
-        return out
+        return dict(self.scattered(indices))
+
+    def scattered(self, indices: Iterable[int]) -> Iterator[tuple[int, Record]]:
+        """(index, Record) in ascending order. A batch holding many of them is parsed whole;
+        a few records of a batch are read one by one (a report showing the 8 first members of
+        the largest clusters must not parse the whole file again)."""
+        wanted = sorted(set(indices))
+        k = 0
+        while k < len(wanted):
+            b = wanted[k] // self.batch
+            end = k
+            while end < len(wanted) and wanted[end] // self.batch == b:
+                end += 1
+            here = wanted[k:end]
+            if b in self._cache or len(here) * 8 >= self.batch or not self.source.row_cheap:
+                recs = self._batch(b)
+                for i in here:
+                    yield i, recs[i - b * self.batch]
+            else:
+                for i in here:
+                    yield i, self._one(i)
+            k = end
+
+    def _one(self, i: int) -> Record:
+        row = self.source.rows(i, i + 1)[0]
+        where = self.source.where(i)
+        return Record(
+            i,
+            self._ids(i, [row])[0],
+            row,
+            build_sample(row, self.spec, where),
+            str(self.source.path),
+        )
 
     def close(self) -> None:
         self.source.close()
@@ -277,4 +308,6 @@ def map_records(
 ) -> dict[int, Any]:
     """fn(record) at scattered indices, keeping only the results: one ordered pass for lazily
     read data, and never more than a batch of Records alive at a time."""
+    if isinstance(records, LazyRecords):
+        return {i: fn(r) for i, r in records.scattered(indices)}
     return {i: fn(records[i]) for i in sorted(set(indices))}
