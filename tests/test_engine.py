@@ -426,3 +426,20 @@ def test_rethreshold_keeps_contamination_and_index_removals(tmp_path: Path) -> N
         "removed_by_reason"
     ]
     assert again == first
+
+
+def test_scattered_fetches_read_single_rows(tmp_path: Path) -> None:
+    """A report's few records per batch are read one by one, equal to the whole read."""
+    from dedup_audit.readers.lazy import map_records
+
+    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    jsonl = tmp_path / "demo.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    eager, lazy = load_dataset(jsonl), load_dataset(jsonl, lazy=True)
+    wanted = [998, 0, 5, 500, 5]
+    got = lazy.records.fetch(wanted)  # type: ignore[attr-defined]
+    assert sorted(got) == [0, 5, 500, 998]
+    assert all(got[i] == eager.records[i] for i in got)
+    assert not lazy.records._cache  # type: ignore[attr-defined]  # no batch was parsed
+    ids = map_records(lazy.records, range(len(rows)), lambda r: r.id)  # dense: batch by batch
+    assert ids == {i: r.id for i, r in enumerate(eager.records)}
