@@ -61,37 +61,6 @@ def split_semantic(
     return keep, different, unconfirmed
 
 
-class UnionFind:
-    """Path-halving union-find; the smaller index becomes the root so results are order-free."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            lo, hi = (ra, rb) if ra < rb else (rb, ra)
-            self.parent[hi] = lo
-
-
-def components(n: int, pairs: Iterable[Pair]) -> dict[int, list[Pair]]:
-    """Root -> the pairs inside that component (only components with at least one pair)."""
-    pairs = list(pairs)
-    uf = UnionFind(n)
-    for p in pairs:
-        uf.union(p.a, p.b)
-    by_root: dict[int, list[Pair]] = {}
-    for p in pairs:
-        by_root.setdefault(uf.find(p.a), []).append(p)
-    return by_root
-
-
 def _differ(texts: Any, members: Sequence[int]) -> bool:
     """Whether the members' texts differ: `texts` is per-record text or an (n, 2) array of
     per-record text hashes (equal hashes <=> equal normalised text)."""

@@ -67,14 +67,6 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
     return rows
 
 
-def spanning_edges(pairs: list[Pair] | PairSet) -> list[Pair]:
-    """Kruskal over the cluster's edges, exact first then by score: size - 1 strongest edges."""
-    from dedup_audit.clusters import spanning_forest
-
-    edges = pairs if isinstance(pairs, PairSet) else PairSet.from_pairs("", pairs)
-    return spanning_forest(edges).pairs()
-
-
 def scored_pairs_table(result: ScanResult) -> Any:
     """Every scored pair down to SCORE_MARGIN below its threshold, as an Arrow table (view, a,
     b, method, score, estimate; scores unrounded, so a re-threshold at the scanned threshold

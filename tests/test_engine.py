@@ -190,9 +190,7 @@ def test_a_memory_budget_too_small_names_the_option() -> None:
 def test_lazy_reading_gives_the_same_scan(tmp_path: Path) -> None:
     """A big file is read lazily; the records and the scan are the same as read whole."""
     src = SAMPLE / "alpaca_en_demo.json"
-    rows = json.loads(src.read_text(encoding="utf-8"))
-    jsonl = tmp_path / "demo.jsonl"
-    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    jsonl, rows = _alpaca_jsonl(tmp_path)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -207,6 +205,14 @@ def test_lazy_reading_gives_the_same_scan(tmp_path: Path) -> None:
         lazy_out = tmp_path / f"{path.suffix}-lazy"
         write_scan_report(scan(lazy, ScanConfig(minhash=MinHashConfig(threshold=0.7))), lazy_out)
         assert a["pairs.parquet"] == (lazy_out / "pairs.parquet").read_bytes()
+
+
+def _alpaca_jsonl(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    """alpaca_en_demo.json rewritten as JSON Lines (what large corpora usually are)."""
+    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    jsonl = tmp_path / "demo.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return jsonl, rows
 
 
 def _gsm_split(tmp_path: Path) -> tuple[Path, Path, list[dict[str, str]]]:
@@ -363,9 +369,7 @@ def test_forked_workers_read_lazy_jsonl_and_give_the_same_scan(
     """Workers parse their own batches of a lazily read file (pread, no shared offset)."""
     import dedup_audit.engine.local as local
 
-    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
-    jsonl = tmp_path / "demo.jsonl"
-    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    jsonl, _ = _alpaca_jsonl(tmp_path)
     cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7))
     plain = scan(load_dataset(jsonl), cfg, engine=EngineConfig(threads=1))
     monkeypatch.setattr(local, "MIN_PARALLEL_RECORDS", 0)
@@ -432,9 +436,7 @@ def test_scattered_fetches_read_single_rows(tmp_path: Path) -> None:
     """A report's few records per batch are read one by one, equal to the whole read."""
     from dedup_audit.readers.lazy import map_records
 
-    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
-    jsonl = tmp_path / "demo.jsonl"
-    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    jsonl, rows = _alpaca_jsonl(tmp_path)
     eager, lazy = load_dataset(jsonl), load_dataset(jsonl, lazy=True)
     wanted = [998, 0, 5, 500, 5]
     got = lazy.records.fetch(wanted)  # type: ignore[attr-defined]
