@@ -10,6 +10,9 @@ whole processes, and scored on the same labels. This script does exactly that:
   datasketch-loop    peers/datasketch_loop.py: MinHash per document + MinHashLSH + union-find
   datasketch-bulk    peers/datasketch_bulk.py: MinHash.bulk + MinHashLSH + union-find
   rensa              peers/rensa_lsh.py: Python shingling + rensa RMinHash + RMinHashLSH + union-find
+  python-floor       peers/python_floor.py: start Python, import numpy, json-parse every line,
+                     nothing else: the least any Python tool pays, so datasketch-loop / floor is
+                     the largest ratio any Python pipeline can reach on this corpus
   text-dedup         peers/text_dedup_runner.py in benchmarks/_work/textdedup-venv (skipped, with
                      the reason, when that venv is missing or the run fails)
 
@@ -67,6 +70,7 @@ METHODS = (
     "datasketch-bulk",
     "rensa",
     "text-dedup",
+    "python-floor",
 )
 MAX_JUDGED = 256
 
@@ -138,6 +142,7 @@ def command(method: str, corpus: Path, out: Path, args: argparse.Namespace) -> l
         "datasketch-loop": "datasketch_loop.py",
         "datasketch-bulk": "datasketch_bulk.py",
         "rensa": "rensa_lsh.py",
+        "python-floor": "python_floor.py",
     }.get(method)
     if script:
         return [args.python, str(PEERS / script), str(corpus), str(out / "clusters.jsonl")]

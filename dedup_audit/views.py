@@ -12,6 +12,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig
 from dedup_audit.records import Record, Sample
@@ -62,12 +63,45 @@ def normalize(text: str, cfg: NormalizeConfig) -> str:
     return text
 
 
+@lru_cache(maxsize=1)
+def _punctuation_table() -> bytes:
+    """One byte per BMP code point: 1 where `normalize` drops the character (ASCII punctuation
+    or Unicode category P*), from this interpreter's own unicodedata, so both paths agree."""
+    return bytes(
+        1 if chr(c) in _ASCII_PUNCT or unicodedata.category(chr(c)).startswith("P") else 0
+        for c in range(0x10000)
+    )
+
+
+def normalize_many(texts: Sequence[str], cfg: NormalizeConfig) -> list[str]:
+    """`normalize` over a batch, equal to it text by text, with the per-character work in the
+    engine's C kernels: NFKC and lowercasing stay with Python's own str methods (only needed for
+    non-ASCII texts; for ASCII both are trivial), then punctuation removal and whitespace
+    folding run natively. Texts the kernel declines (characters above the BMP while punctuation
+    is removed) and installs without the C extension take the Python path."""
+    from dedup_audit.engine.kernels import native_module
+
+    native = native_module()
+    if native is None:
+        return [normalize(t, cfg) for t in texts]
+    pre = [t if t.isascii() else _nfkc_lower(t, cfg) for t in texts]
+    table = _punctuation_table() if cfg.punctuation else None
+    out: list[str | None] = native.normalize(pre, cfg.lowercase, table, cfg.whitespace)
+    return [o if o is not None else normalize(t, cfg) for o, t in zip(out, texts, strict=True)]
+
+
+def _nfkc_lower(text: str, cfg: NormalizeConfig) -> str:
+    if cfg.nfkc:
+        text = unicodedata.normalize("NFKC", text)
+    return text.lower() if cfg.lowercase else text
+
+
 def build_views(
     records: Sequence[Record], view: str, cfg: NormalizeConfig
 ) -> tuple[list[str], list[str]]:
     """(raw texts, normalised texts) of one view for every record, in record order."""
     raw = [view_text(r.sample, view) for r in records]
-    return raw, [normalize(t, cfg) for t in raw]
+    return raw, normalize_many(raw, cfg)
 
 
 def is_cjk(text: str, min_ratio: float = 0.3) -> bool:

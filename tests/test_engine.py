@@ -29,7 +29,7 @@ from dedup_audit.errors import ConfigError
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
 from dedup_audit.scan_report import write_scan_report
-from dedup_audit.views import build_views, jaccard, shingles
+from dedup_audit.views import build_views, jaccard, normalize, normalize_many, shingles
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -57,6 +57,33 @@ def with_edits(texts: list[str], count: int, *, seed: int = 7) -> list[str]:
                 words.insert(k, "extra")
         out.append(" ".join(words))
     return out
+
+
+ODD_TEXTS = [
+    "",
+    "  \t\n ",
+    "Hello, World!  It's   (almost) done...",
+    "Ünïcödé ﬁ _x_ 12³ ½ ٣ — “quoted” «guillemets» ‘x’",
+    "tab\tsep\u3000ideographic\x1cfile\x1fsep\x85nel\xa0nbsp",
+    "İstanbul ΣΑΣ ß ẞ",
+    "😀 emoji, 𝐁𝐨𝐥𝐝 math ‼ 〰 ﹏",
+    "全角！，。中文標點「」",
+]
+
+
+@pytest.mark.parametrize(
+    "flags", [(True, True, True, False), (True, True, True, True), (False, False, True, True)]
+)
+def test_native_normalisation_equals_views_normalize(flags: tuple[bool, ...]) -> None:
+    """normalize_many (C punctuation removal and whitespace folding) must equal the Python
+    definition on every text, or exact-duplicate decisions would depend on the install."""
+    nfkc, lowercase, whitespace, punctuation = flags
+    cfg = NormalizeConfig(
+        nfkc=nfkc, lowercase=lowercase, whitespace=whitespace, punctuation=punctuation
+    )
+    texts = full_texts("oasst_zh_subset.json") + full_texts("minhash_gpteacher_300.json")[:100]
+    texts += ODD_TEXTS + [chr(c) + " x" for c in range(0, 0x3100, 7)]
+    assert normalize_many(texts, cfg) == [normalize(t, cfg) for t in texts]
 
 
 @pytest.fixture(scope="module")

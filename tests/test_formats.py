@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup_audit.errors import ConfigError, FormatError, InputError
 from dedup_audit.readers import load_dataset
@@ -264,3 +266,36 @@ def test_json_text_answers_stay_text(tmp_path: Path) -> None:
     assert ds.format == "pairwise"
     for rec, row in zip(ds.records, rows, strict=True):
         assert rec.sample.turns[-1].text == row["chosen"] and rec.sample.rejected == "[1, 2]"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["instruction", "input", "output", "system", "history", "tools"]),
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", " ", "Add 2 and 3.", "5", "\n", "系统"]),
+            st.integers(),
+            st.just([["hi", "hello"]]),
+        ),
+    ),
+    st.booleans(),
+)
+def test_the_fast_alpaca_path_equals_the_checked_path(row: dict, with_extras: bool) -> None:
+    """alpaca._plain_sample (the common row, unchecked) gives exactly the checked path's Sample,
+    and declines (None) every row the checked path would treat differently or reject."""
+    from dedup_audit.formats import alpaca
+    from dedup_audit.formats.spec import Spec
+
+    cols = {"prompt": "instruction", "query": "input", "response": "output"}
+    if with_extras:
+        cols |= {"system": "system", "history": "history", "tools": "tools"}
+    spec = Spec("alpaca", "alpaca", cols, {})
+    try:
+        want = alpaca.checked_sample(row, spec, "gen.json: row 1")
+    except InputError:
+        want = None
+    got = alpaca._plain_sample(row, cols)
+    assert got is None or got == want
+    plain = {"instruction": "Add 2 and 3.", "input": "", "output": "5"}
+    assert alpaca._plain_sample(plain, cols) == alpaca.checked_sample(plain, spec, "x")

@@ -369,9 +369,100 @@ f1:
     Py_RETURN_NONE;
 }
 
+/* ---- normalisation: punctuation removal and whitespace folding ---------------------------- */
+
+/* What views.normalize does after NFKC and lowercasing, for one text: drop every character
+ * flagged in `punct` (a 0x10000-byte table of the BMP: ASCII punctuation and Unicode category
+ * P*), then fold runs of whitespace (Py_UNICODE_ISSPACE, exactly str.split()'s rule) into one
+ * space with none at either end. ASCII letters are lowercased here when `lower` is set (for an
+ * ASCII str that is all str.lower() does). Returns NULL with no error set when the text has a
+ * character above the BMP while `punct` is given: the caller then takes the Python path. */
+static PyObject *normalize_one(PyObject *text, int lower, const unsigned char *punct, int fold) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_UCS4 maxc = 0;
+    if (punct && kind == PyUnicode_4BYTE_KIND) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (PyUnicode_READ(kind, data, i) > 0xFFFF) return NULL;
+    }
+    Py_UCS4 *buf = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(Py_UCS4));
+    if (!buf) return PyErr_NoMemory();
+    Py_ssize_t m = 0;
+    int pending_space = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (lower && c >= 'A' && c <= 'Z') c += 32;
+        if (punct && punct[c]) continue;
+        if (fold && space_char(c)) {
+            pending_space = m > 0;
+            continue;
+        }
+        if (pending_space) {
+            buf[m++] = ' ';
+            pending_space = 0;
+        }
+        buf[m++] = c;
+        if (c > maxc) maxc = c;
+    }
+    PyObject *out = PyUnicode_New(m, maxc < 127 ? 127 : maxc);
+    if (out) {
+        int okind = PyUnicode_KIND(out);
+        void *odata = PyUnicode_DATA(out);
+        for (Py_ssize_t i = 0; i < m; i++) PyUnicode_WRITE(okind, odata, i, buf[i]);
+    }
+    PyMem_Free(buf);
+    return out;
+}
+
+static const char normalize_doc[] =
+    "normalize(texts, lower_ascii, punct_table_or_None, fold_whitespace) -> list[str | None]\n\n"
+    "The tail of views.normalize for texts already NFKC-normalised and lowercased (ASCII texts\n"
+    "need neither: lower_ascii lowercases them here). None marks a text the caller must\n"
+    "normalise in Python (a character above the BMP with punctuation removal on).";
+
+static PyObject *normalize(PyObject *self, PyObject *args) {
+    PyObject *texts, *table;
+    int lower, fold;
+    if (!PyArg_ParseTuple(args, "O!pOp", &PyList_Type, &texts, &lower, &table, &fold)) return NULL;
+    Py_buffer tb = {0};
+    const unsigned char *punct = NULL;
+    if (table != Py_None) {
+        if (PyObject_GetBuffer(table, &tb, PyBUF_SIMPLE) < 0) return NULL;
+        if (tb.len != 0x10000) {
+            PyBuffer_Release(&tb);
+            PyErr_SetString(PyExc_ValueError, "the punctuation table must have 65536 bytes");
+            return NULL;
+        }
+        punct = (const unsigned char *)tb.buf;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(texts);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(t)) {
+            PyErr_SetString(PyExc_TypeError, "normalize() takes a list of str");
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *r = normalize_one(t, lower, punct, fold);
+        if (!r) {
+            if (PyErr_Occurred()) {
+                Py_CLEAR(out);
+                break;
+            }
+            r = Py_NewRef(Py_None);
+        }
+        PyList_SET_ITEM(out, i, r);
+    }
+    if (punct) PyBuffer_Release(&tb);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sketch", sketch, METH_VARARGS, sketch_doc},
     {"intersect", intersect, METH_VARARGS, intersect_doc},
+    {"normalize", normalize, METH_VARARGS, normalize_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,6 +39,11 @@ def native_available() -> bool:
     return _native is not None
 
 
+def native_module() -> Any:
+    """The C extension module, or None where it could not be built."""
+    return _native
+
+
 def default_threads() -> int:
     """Every core this process may use (the affinity mask, not the machine's total)."""
     try:

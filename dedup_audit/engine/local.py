@@ -36,7 +36,7 @@ from dedup_audit.engine.store import SketchStore
 from dedup_audit.errors import ConfigError
 from dedup_audit.progress import stage_bar
 from dedup_audit.records import Record
-from dedup_audit.views import normalize, shingle_mode, view_text
+from dedup_audit.views import normalize_many, shingle_mode, view_text
 
 MIN_PARALLEL_RECORDS = 100_000
 """Below this, forking workers and shipping their sketches back cost about what the per-record
@@ -70,7 +70,7 @@ class Budget:
 
 
 def _normalized(records: Sequence[Record], view: str, cfg: NormalizeConfig) -> list[str]:
-    return [normalize(view_text(r.sample, view), cfg) for r in records]
+    return normalize_many([view_text(r.sample, view) for r in records], cfg)
 
 
 @dataclass(frozen=True)

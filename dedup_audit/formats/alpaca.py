@@ -62,7 +62,43 @@ def prompt_turns(row: Mapping[str, Any], spec: Spec, where: str) -> tuple[list[T
     return turns, system, tools
 
 
+def _plain_sample(row: Mapping[str, Any], cols: Mapping[str, str]) -> Sample | None:
+    """The common row (string instruction/input/output, optional string system, no history
+    or tools) without the per-field checks: loading is per-record Python, and at corpus scale
+    this path is most of it. Anything else (a missing, null or non-string field, history,
+    tools, an all-empty row) returns None and takes the checked path, which gives the same
+    Sample or names the problem."""
+    for extra in ("history", "tools"):
+        key = cols.get(extra)
+        if key and row.get(key) is not None:
+            return None
+    prompt_key, query_key, response_key = cols.get("prompt"), cols.get("query"), cols["response"]
+    system_key = cols.get("system")
+    prompt = row.get(prompt_key, "") if prompt_key else ""
+    query = row.get(query_key, "") if query_key else ""
+    response = row.get(response_key)
+    system = row.get(system_key, "") if system_key else ""
+    if not (
+        type(prompt) is str
+        and type(query) is str
+        and type(response) is str
+        and type(system) is str
+        and (prompt_key is None or prompt_key in row)
+    ):
+        return None
+    user = f"{prompt}\n{query}" if prompt and query else prompt or query
+    if not (user.strip() or response.strip()):
+        return None
+    return Sample(turns=(Turn("user", user), Turn("assistant", response)), system=system)
+
+
 def to_sample(row: Mapping[str, Any], spec: Spec, where: str) -> Sample:
+    fast = _plain_sample(row, spec.columns)
+    return fast if fast is not None else checked_sample(row, spec, where)
+
+
+def checked_sample(row: Mapping[str, Any], spec: Spec, where: str) -> Sample:
+    """The Sample of any alpaca row, every field checked (InputError names the problem)."""
     turns, system, tools = prompt_turns(row, spec, where)
     key = spec.columns["response"]
     response = text_field(row, key, where, required=True)
