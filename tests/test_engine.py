@@ -472,3 +472,42 @@ def test_scattered_fetches_read_single_rows(tmp_path: Path) -> None:
     assert not lazy.records._cache  # type: ignore[attr-defined]  # no batch was parsed
     ids = map_records(lazy.records, range(len(rows)), lambda r: r.id)  # dense: batch by batch
     assert ids == {i: r.id for i, r in enumerate(eager.records)}
+
+
+def test_clean_of_a_lazily_read_file_copies_the_kept_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large JSON Lines or Parquet input is cleaned without holding its rows: kept lines are
+    copied byte for byte (spacing and escapes as written) and Parquet row groups are filtered.
+    Kept rows equal the eager clean's; kept + removed = the input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import dedup_audit.readers.load as load
+
+    rows = json.loads((SAMPLE / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    # spacing json.dumps would not reproduce, so a re-serialising writer would change the lines
+    lines = [json.dumps(r, ensure_ascii=True, separators=(", ", ":  ")) for r in rows]
+    jsonl = tmp_path / "demo.jsonl"
+    jsonl.write_bytes("".join(line + "\n" for line in lines).encode())
+    parquet = tmp_path / "demo.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet, row_group_size=100)
+    for path in (jsonl, parquet):
+        outs = {}
+        for mode, limit in (("eager", 2**40), ("lazy", 0)):
+            monkeypatch.setattr(load, "LAZY_BYTES", limit)
+            out = tmp_path / f"{mode}{path.suffix}"
+            res = CliRunner().invoke(cli, ["clean", str(path), "-o", str(out), "-q"])
+            assert res.exit_code == 0, res.output
+            outs[mode] = out
+        eager, lazy = (load_dataset(outs[m]) for m in ("eager", "lazy"))
+        assert [r.row for r in lazy.records] == [r.row for r in eager.records]
+        removed = Path(f"{outs['lazy']}.removed.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lazy.records) + len(removed) == len(rows) and removed
+        if path is jsonl:
+            gone = {json.loads(r)["index"] for r in removed}
+            want = [line for i, line in enumerate(lines) if i not in gone]
+            assert outs["lazy"].read_text(encoding="utf-8").splitlines() == want
+            assert outs["eager"].read_text(encoding="utf-8").splitlines() != want
+        else:
+            assert pq.read_schema(outs["lazy"]) == pq.read_schema(parquet)

@@ -27,6 +27,8 @@ from dedup_audit.records import Record
 
 BATCH = 8_192
 CACHED_BATCHES = 4
+COPY_ROWS = 8_192
+"""Rows per read when a clean output copies kept rows straight from a lazily read input."""
 
 
 class RowSource:
@@ -133,6 +135,28 @@ class JsonlSource(RowSource):
                 raise InputError(f"{self.where(lo + k)}: expected a JSON object")
         return rows
 
+    @property
+    def is_spill(self) -> bool:
+        """True when the lines are a spill of a JSON array, not the user's own file."""
+        return self._spill
+
+    def copy_rows(self, keep: np.ndarray, out: Path) -> None:
+        """Write the lines of rows `keep` (sorted, distinct) to `out` byte for byte, each ended
+        by a newline: a kept row is exactly the input's line (key order, spacing, escapes),
+        and memory stays one block however large the file."""
+        keep = np.asarray(keep, np.int64)
+        with open(out, "wb") as fh:
+            for lo in range(0, len(keep), COPY_ROWS):
+                part = keep[lo : lo + COPY_ROWS]
+                a, b = int(self._starts[part[0]]), int(self._ends[part[-1]])
+                data = os.pread(self._fh.fileno(), b - a, a)
+                fh.write(
+                    b"".join(
+                        data[int(x) - a : int(y) - a] + b"\n"
+                        for x, y in zip(self._starts[part], self._ends[part], strict=True)
+                    )
+                )
+
     def where(self, i: int) -> str:
         if self._spill:
             return f"{self.path}: row {i + 1}"
@@ -178,6 +202,21 @@ class ParquetSource(RowSource):
         ]
         self._bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         self.n = int(self._bounds[-1])
+
+    def copy_rows(self, keep: np.ndarray, out: Path) -> None:
+        """Write rows `keep` (sorted, distinct) to a Parquet file at `out`, one row group of
+        the input at a time: the input's schema and values exactly, memory one row group."""
+        import pyarrow.parquet as pq
+
+        keep = np.asarray(keep, np.int64)
+        with pq.ParquetWriter(out, self._file.schema_arrow) as writer:
+            for g in range(self._file.num_row_groups):
+                lo, hi = int(self._bounds[g]), int(self._bounds[g + 1])
+                a, b = np.searchsorted(keep, [lo, hi])
+                if a == b:
+                    continue
+                table = self._file.read_row_group(g)
+                writer.write_table(table.take(keep[a:b] - lo))
 
     def rows(self, lo: int, hi: int) -> list[dict[str, Any]]:
         first = int(np.searchsorted(self._bounds, lo, side="right") - 1)

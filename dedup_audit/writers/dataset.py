@@ -14,9 +14,12 @@ its other splits untouched. A multi-file input (a folder) is written as one file
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dedup_audit.errors import OutputError
 from dedup_audit.readers.common import SUFFIX_TYPES
@@ -114,6 +117,38 @@ def _hf_disk_filler(
     return fill
 
 
+def _streamed(dataset: Dataset, keep: Sequence[int], out: Path) -> Callable[[Path], None] | None:
+    """For an input read lazily (a large JSON Lines or Parquet file) written back in its own
+    type: a function that copies the kept rows straight from the file to a path, in bounded
+    memory, instead of holding every kept row. None where that does not apply."""
+    from dedup_audit.readers.lazy import JsonlSource, LazyRecords, ParquetSource
+
+    records = dataset.records
+    if not isinstance(records, LazyRecords):
+        return None
+    source = records.source
+    target = target_type(out, dataset.file_type)
+    jsonl = (
+        isinstance(source, JsonlSource)
+        and not source.is_spill
+        and target == "jsonl"
+        and not dataset.writer_hints.get("bom")
+    )
+    parquet = isinstance(source, ParquetSource) and target == "parquet"
+    if not (jsonl or parquet):
+        return None
+    rows = np.unique(np.asarray(keep, np.int64))
+    if len(rows) and (rows[0] < 0 or rows[-1] >= len(records)):
+        raise ValueError(
+            f"keep holds indices not in the dataset: {rows[rows >= len(records)][:10]}"
+        )
+
+    def copy(path: Path) -> None:
+        source.copy_rows(rows, path)
+
+    return copy
+
+
 def _payload(dataset: Dataset, keep: Sequence[int], out: Path) -> bytes | Callable[[Path], None]:
     """The output's bytes, or (for a save_to_disk folder) a function that fills a folder."""
     by_index = {r.index: r for r in dataset.records}
@@ -136,6 +171,12 @@ def write_dataset(
     """Write the records whose index is in `keep` (in input order) to `out_path`."""
     out = Path(out_path)
     check_output_path(out, [Path(p) for p in dataset.paths], force)
+    streamed = _streamed(dataset, keep, out)
+    if streamed is not None:
+        with OutputPlan([Path(p) for p in dataset.paths], force) as plan:
+            stage_dataset(plan, dataset, keep, out)
+            plan.commit()
+        return out
     payload = _payload(dataset, keep, out)
     if isinstance(payload, bytes):
         atomic_write_bytes(out, payload)
@@ -146,6 +187,17 @@ def write_dataset(
 
 def stage_dataset(plan: OutputPlan, dataset: Dataset, keep: Sequence[int], out: Path) -> None:
     """Like `write_dataset`, but staged in `plan` (renamed into place at `plan.commit()`)."""
+    streamed = _streamed(dataset, keep, out)
+    if streamed is not None:
+        tmp = plan.stage_path(out)
+        try:
+            streamed(tmp)
+            os.chmod(tmp, 0o644)
+        except OSError as exc:
+            raise OutputError(
+                f"{out}: cannot write ({exc.strerror or exc}); nothing was written"
+            ) from None
+        return
     payload = _payload(dataset, keep, out)
     if isinstance(payload, bytes):
         plan.stage_bytes(out, payload)
