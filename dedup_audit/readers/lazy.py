@@ -42,6 +42,10 @@ class RowSource:
     def rows(self, lo: int, hi: int) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def copy_rows(self, keep: np.ndarray, out: Path) -> None:
+        """Write rows `keep` to `out` in the file's own type, straight from the file."""
+        raise NotImplementedError
+
     def where(self, i: int) -> str:
         return f"{self.path}: row {i + 1}"
 
