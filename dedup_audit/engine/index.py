@@ -16,12 +16,15 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 from dedup_audit.config import MinHashConfig, NormalizeConfig
-from dedup_audit.engine.cross import SketchTable
+from dedup_audit.engine.cross import SketchTable, gather
 from dedup_audit.engine.kernels import Sketches, SketchParams
 from dedup_audit.errors import ConfigError, InputError, OutputError
 
@@ -62,25 +65,13 @@ def save_index(
             **_settings(normalize, minhash),
             "views": {},
         }
-        for view, full in tables.items():
-            table = full.compact()
-            sk = table.sketches
-            arrays = {
-                "exact": sk.exact,
-                "counts": sk.counts,
-                "sig": sk.sig,
-                "keys": sk.keys,
-                "shingles": sk.shingles,
-                "records": table.records,
-                "starts": table.starts,
-            }
-            for name, arr in arrays.items():
-                np.save(tmp / f"{view}.{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        for view, table in tables.items():
+            shingle_count = _save_table(tmp, view, table)
             meta["views"][view] = {
                 "mode": modes[view],
                 "params": table.params.fingerprint(),
                 "rows": len(table),
-                "shingles": len(sk.shingles),
+                "shingles": shingle_count,
             }
         pq.write_table(pa.table({"id": pa.array(ids, pa.string())}), tmp / "ids.parquet")
         (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -90,6 +81,41 @@ def save_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+SAVE_CHUNK = 65_536
+"""Table rows copied per step while saving: the index is written through memory maps in
+chunks, so saving a spilled 1M-record view never gathers it in RAM."""
+
+
+def _save_rows(path: Path, src: Any, rows: npt.NDArray[np.int64]) -> None:
+    src = np.asarray(src) if not isinstance(src, np.ndarray) else src
+    out = np.lib.format.open_memmap(path, "w+", src.dtype, (len(rows), *src.shape[1:]))
+    for lo in range(0, len(rows), SAVE_CHUNK):
+        out[lo : lo + SAVE_CHUNK] = src[rows[lo : lo + SAVE_CHUNK]]
+    out.flush()
+    del out
+
+
+def _save_table(folder: Path, view: str, table: SketchTable) -> int:
+    """One view's table as .npy files, its rows in order (compacted: row k of the files is
+    row k of the table); returns the number of shingle hashes written."""
+    sk, rows = table.sketches, np.asarray(table.rows, np.int64)
+    for name in ("exact", "counts", "sig", "keys"):
+        _save_rows(folder / f"{view}.{name}.npy", getattr(sk, name), rows)
+    offsets = sk.offsets
+    total = int((offsets[rows + 1] - offsets[rows]).sum())
+    out = np.lib.format.open_memmap(folder / f"{view}.shingles.npy", "w+", np.uint64, (total,))
+    pos = 0
+    for lo in range(0, len(rows), SAVE_CHUNK):
+        part = gather(sk.shingles, offsets, rows[lo : lo + SAVE_CHUNK])
+        out[pos : pos + len(part)] = part
+        pos += len(part)
+    out.flush()
+    del out
+    for name, arr in (("records", table.records), ("starts", table.starts)):
+        np.save(folder / f"{view}.{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+    return total
 
 
 @dataclass
