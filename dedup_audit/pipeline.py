@@ -461,7 +461,7 @@ def clean(
     """
     import json
 
-    from dedup_audit.scan_report import removed_rows, write_scan_report
+    from dedup_audit.reports.scan.report_json import removed_rows, write_scan_report
     from dedup_audit.writers import OutputPlan, stage_dataset, target_type
 
     dataset = load(data, **load_kwargs)

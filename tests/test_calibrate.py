@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dedup_audit.calibrate import (
+from dedup_audit.commands.calibrate import calibrate
+from dedup_audit.errors import ConfigError, InputError
+from dedup_audit.records import Pair
+from dedup_audit.reports.scan.calibrate import (
     borderline_pairs,
     candidate_probability,
     lsh_params,
@@ -16,9 +19,6 @@ from dedup_audit.calibrate import (
     rethreshold,
     s_curve,
 )
-from dedup_audit.commands.calibrate import calibrate
-from dedup_audit.errors import ConfigError, InputError
-from dedup_audit.records import Pair
 
 PAIRS = [
     Pair(0, 1, 1.0, "exact", "full"),
@@ -72,7 +72,7 @@ def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> 
     from dedup_audit.config import MinHashConfig, ScanConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
-    from dedup_audit.scan_report import read_scan_report, write_scan_report
+    from dedup_audit.reports.scan.report_json import read_scan_report, write_scan_report
 
     data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))

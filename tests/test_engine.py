@@ -28,7 +28,7 @@ from dedup_audit.engine.store import SketchStore
 from dedup_audit.errors import ConfigError
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
-from dedup_audit.scan_report import write_scan_report
+from dedup_audit.reports.scan.report_json import write_scan_report
 from dedup_audit.views import build_views, jaccard, shingles
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -351,7 +351,7 @@ def test_scan_lexical_skips_first_turn_for_single_turn_data() -> None:
 def test_the_parquet_pair_store_rethresholds_exactly(tmp_path: Path) -> None:
     """Scores are stored unrounded: re-thresholding a saved scan at its own threshold gives
     back its decisions exactly, and a higher threshold equals a fresh scan at it."""
-    from dedup_audit.saved_scan import load_scan
+    from dedup_audit.reports.scan.saved import load_scan
 
     data = DATA / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))

@@ -161,8 +161,8 @@ def test_real_model_zero_false_removals_and_planted_copies_found(model_cache: Pa
 def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None:
     """report.json says embedding pairs are kept down to threshold - 0.1; lowering a saved 0.9
     scan to 0.8 gives the same decisions as scanning at 0.8 (the floor was once 0.05)."""
-    from dedup_audit.saved_scan import load_scan
-    from dedup_audit.scan_report import write_scan_report
+    from dedup_audit.reports.scan.report_json import write_scan_report
+    from dedup_audit.reports.scan.saved import load_scan
 
     at_09, _ = _fake_scan(0.9)
     report = write_scan_report(at_09, tmp_path)  # type: ignore[arg-type]
@@ -175,7 +175,7 @@ def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None
 
 
 def test_report_counts_different_answer_links_apart_from_redundancy() -> None:
-    from dedup_audit.scan_report import build_report
+    from dedup_audit.reports.scan.report_json import build_report
 
     result, _ = _fake_scan(0.8)
     full = build_report(result)["summary"]["views"]["full"]  # type: ignore[arg-type]

@@ -76,7 +76,7 @@ def calibrate(
     """Show how likely MinHash-LSH is to catch a pair at each Jaccard similarity for the
     bands/rows datasketch picks, and list a saved scan's pairs just either side of each
     threshold so a person can check where the cut should be."""
-    from dedup_audit.calibrate import (
+    from dedup_audit.reports.scan.calibrate import (
         borderline_pairs,
         lsh_params,
         pairs_from_report,
@@ -86,7 +86,7 @@ def calibrate(
 
     report = None
     if report_path is not None:
-        from dedup_audit.scan_report import read_scan_report
+        from dedup_audit.reports.scan.report_json import read_scan_report
 
         report = read_scan_report(report_path)
         mh = report.get("config", {}).get("minhash", {})

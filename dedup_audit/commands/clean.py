@@ -69,7 +69,7 @@ def clean(
     from dedup_audit.pipeline import REPORT_FILES, default_removed_path
     from dedup_audit.pipeline import clean as run_clean
     from dedup_audit.progress import run_progress
-    from dedup_audit.scan_report import build_report, terminal_summary
+    from dedup_audit.reports.scan.report_json import build_report, terminal_summary
     from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)

@@ -88,8 +88,8 @@ def report(
       dedup-audit report saves/run/trainer_log.jsonl --scan out/scan/report.json \\
           --losses losses.jsonl --heldout heldout_losses.jsonl --training-args train.yaml
     """
-    from dedup_audit.report.report_json import build_report, write_report
-    from dedup_audit.report.summary import summary_text
+    from dedup_audit.reports.memorization.report_json import build_report, write_report
+    from dedup_audit.reports.memorization.summary import summary_text
     from dedup_audit.writers import OutputPlan
 
     given = (data, losses, scan_report, heldout, training_args)

@@ -52,8 +52,8 @@ def rethreshold(
     from dedup_audit.commands.options import echo_warnings
     from dedup_audit.errors import ConfigError, OutputError
     from dedup_audit.pipeline import REPORT_FILES
-    from dedup_audit.saved_scan import load_scan
-    from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.reports.scan.report_json import terminal_summary, write_scan_report
+    from dedup_audit.reports.scan.saved import load_scan
     from dedup_audit.writers import OutputPlan
 
     if threshold is None and semantic_threshold is None:

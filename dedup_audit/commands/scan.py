@@ -61,7 +61,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
     from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.progress import run_progress
-    from dedup_audit.scan_report import terminal_summary, write_scan_report
+    from dedup_audit.reports.scan.report_json import terminal_summary, write_scan_report
     from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)

@@ -121,7 +121,7 @@ def write_scan_report(result: ScanResult, outdir: Path) -> dict[str, Any]:
     atomic_write_bytes(outdir / PAIRS_FILE, buf.getvalue())
     atomic_write_text(outdir / "report.json", dumps(report))
     atomic_write_text(outdir / "report.md", render_markdown(report, result))
-    from dedup_audit.scan_html import render_scan_html
+    from dedup_audit.reports.scan.html import render_scan_html
 
     atomic_write_text(outdir / "report.html", render_scan_html(report, result))
     return report

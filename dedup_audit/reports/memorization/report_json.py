@@ -436,7 +436,7 @@ def write_report(
     report: dict[str, Any], outdir: str | Path, *, force: bool = False
 ) -> dict[str, Path]:
     """Write report.json and report.html into outdir; refuse to overwrite without force."""
-    from dedup_audit.report.html import render_html
+    from dedup_audit.reports.memorization.html import render_html
 
     out = Path(outdir)
     paths = {"json": out / "report.json", "html": out / "report.html"}

@@ -10,7 +10,7 @@ from dedup_audit.config import scan_config_from_dict
 from dedup_audit.errors import InputError
 from dedup_audit.pipeline import ScanResult, ViewScan, _assemble, load
 from dedup_audit.records import Dataset
-from dedup_audit.scan_report import read_scan_report
+from dedup_audit.reports.scan.report_json import read_scan_report
 
 
 def load_scan(

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from dedup_audit.pipeline import ScanResult
-from dedup_audit.scan_report import (
+from dedup_audit.reports.scan.report_json import (
     KIND_LEGEND,
     _fetch,
     _methods,
