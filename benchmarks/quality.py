@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DATA = Path("/work/shared/data/gpteacher")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.reference import find_near  # noqa: E402  (the datasketch reference)
 
 
 def key(r: dict[str, str]) -> tuple[str, str, str]:
@@ -67,7 +70,6 @@ def main() -> None:
     from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
     from dedup_audit.detect.embed import find_semantic
     from dedup_audit.detect.exact import find_exact
-    from dedup_audit.detect.minhash import find_near
     from dedup_audit.views import normalize
 
     base = json.loads((DATA / "toolformer-dedupe-only-dataset.json").read_text())[: args.n]

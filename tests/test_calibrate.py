@@ -1,4 +1,4 @@
-"""Calibration: S-curve from datasketch's bands/rows, borderline pairs, rethresholding, and the
+"""Calibration: S-curve from the scan's bands/rows, borderline pairs, and the
 `calibrate` command on a real saved scan."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.commands.calibrate import calibrate
-from dedup_audit.errors import ConfigError, InputError
+from dedup_audit.errors import InputError
 from dedup_audit.records import Pair
 from dedup_audit.reports.scan.calibrate import (
     borderline_pairs,
     candidate_probability,
     lsh_params,
     pairs_from_report,
-    rethreshold,
     s_curve,
 )
 
@@ -47,13 +46,6 @@ def test_borderline_pairs_either_side_closest_first() -> None:
     assert [(p.a, p.b) for p in got["minhash"]] == [(0, 2), (1, 3)]
     assert [(p.a, p.b) for p in got["embedding"]] == [(3, 5)]
     assert "exact" not in got
-
-
-def test_rethreshold_filters_saved_pairs_without_recompute() -> None:
-    kept = rethreshold(PAIRS, {"minhash": 0.8, "embedding": 0.9}, scanned={"minhash": 0.5})
-    assert [(p.a, p.b) for p in kept] == [(0, 1), (0, 2), (3, 5)]
-    with pytest.raises(ConfigError, match="Rescan"):
-        rethreshold(PAIRS, {"minhash": 0.4}, scanned={"minhash": 0.5})
 
 
 def test_pairs_from_report_round_trip_and_error() -> None:

@@ -19,7 +19,6 @@ from click.testing import CliRunner
 
 from dedup_audit.cli import cli
 from dedup_audit.config import EngineConfig, MinHashConfig, NormalizeConfig, ScanConfig
-from dedup_audit.detect.minhash import find_near
 from dedup_audit.engine import kernels, reference
 from dedup_audit.engine.kernels import SketchParams
 from dedup_audit.engine.lexical import find_lexical
@@ -30,6 +29,7 @@ from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
 from dedup_audit.reports.scan.report_json import write_scan_report
 from dedup_audit.views import build_views, jaccard, shingles
+from tests.reference import find_near
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"

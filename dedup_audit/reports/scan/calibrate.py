@@ -59,29 +59,6 @@ def borderline_pairs(
     return dict(sorted(out.items()))
 
 
-def rethreshold(
-    pairs: Iterable[Pair],
-    thresholds: Mapping[str, float],
-    *,
-    scanned: Mapping[str, float] | None = None,
-) -> list[Pair]:
-    """The pairs that count as duplicate edges at new per-method thresholds (exact edges and
-    methods not named always count), in input order. Feed them to `build_clusters`.
-
-    `scanned` holds the thresholds the scan ran with. Going below them cannot be answered from
-    saved scores for MinHash (LSH never proposed those candidates) or embeddings (only
-    neighbours down to the scan's floor were kept), so that raises ConfigError: rescan instead.
-    """
-    for method, thr in thresholds.items():
-        floor = (scanned or {}).get(method)
-        if floor is not None and thr < floor - 1e-12:
-            raise ConfigError(
-                f"cannot lower the {method} threshold to {thr} from a scan run at {floor}: the "
-                "pairs below were never scored. Rescan with the lower threshold"
-            )
-    return [p for p in pairs if p.method not in thresholds or p.score >= thresholds[p.method]]
-
-
 def pairs_from_report(report: Mapping[str, Any]) -> list[Pair]:
     """Scored pairs from a read scan report (`scored_pairs`: {view: [Pair or [a, b, method,
     score, estimate], ...]})."""
