@@ -23,17 +23,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from dedup_audit.cleaning import CleanResult, clean
     from dedup_audit.config import ScanConfig
-    from dedup_audit.pipeline import CleanResult, ScanResult, clean, scan
+    from dedup_audit.pipeline import ScanResult, scan
     from dedup_audit.readers import load_dataset
 
 
 def __getattr__(name: str) -> Any:
     """Lazy re-exports: `import dedup_audit` stays cheap (no datasets/torch import)."""
-    if name in ("scan", "clean", "ScanResult", "CleanResult"):
+    if name in ("scan", "ScanResult"):
         from dedup_audit import pipeline
 
         return getattr(pipeline, name)
+    if name in ("clean", "CleanResult"):
+        from dedup_audit import cleaning
+
+        return getattr(cleaning, name)
     if name == "ScanConfig":
         from dedup_audit.config import ScanConfig
 

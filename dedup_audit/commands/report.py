@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors
 
 
 @click.command()

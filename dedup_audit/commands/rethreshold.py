@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors
 
 
 @click.command()
@@ -50,10 +50,10 @@ def rethreshold(
       dedup-audit rethreshold out/scan/report.json --threshold 0.85 -o out/scan85
     """
     from dedup_audit.commands.options import echo_warnings
+    from dedup_audit.detect.minhash import SCORE_MARGIN, score_floor
     from dedup_audit.errors import ConfigError, OutputError
-    from dedup_audit.pipeline import REPORT_FILES
-    from dedup_audit.reports.scan.report_json import terminal_summary, write_scan_report
-    from dedup_audit.reports.scan.saved import load_scan
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, terminal_summary
+    from dedup_audit.reports.scan.saved import load, save
     from dedup_audit.writers import OutputPlan
 
     if threshold is None and semantic_threshold is None:
@@ -63,16 +63,17 @@ def rethreshold(
     inputs = [report_json, *([data] if data is not None else [])]
     plan = OutputPlan(inputs, force)
     plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work
-    saved = load_scan(report_json, data)
+    saved = load(report_json, data)
     if threshold is not None and threshold < saved.config.minhash.threshold and not quiet:
         click.echo(
             f"Note: {threshold} is below the scanned threshold {saved.config.minhash.threshold}; "
-            "only pairs the scan kept (at most 0.1 below it) are seen; rescan for full recall.",
+            f"only pairs the scan kept (at most {SCORE_MARGIN} below it) are seen; rescan for "
+            "full recall.",
             err=True,
         )
     scanned_sem = saved.config.semantic.threshold
     if semantic_threshold is not None and semantic_threshold < scanned_sem and not quiet:
-        floor = round(scanned_sem - 0.1, 6)
+        floor = round(score_floor(scanned_sem, -1.0), 6)
         click.echo(
             f"Note: {semantic_threshold} is below the scanned semantic threshold {scanned_sem}; "
             f"the scan kept neighbours down to {floor}"
@@ -87,7 +88,7 @@ def rethreshold(
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)
     reports: list[dict[str, object]] = []
     with plan:
-        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.stage_folder(outdir, lambda tmp: reports.append(save(result, tmp)))
         plan.commit()
     report = reports[0]
     echo_warnings(report)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors
 from dedup_audit.commands.options import (
     check_index_output,
     echo_warnings,
@@ -58,10 +58,10 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
       dedup-audit scan corpus.jsonl --save-index idx/ && dedup-audit scan new.jsonl --index idx/
     """
-    from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.progress import run_progress
-    from dedup_audit.reports.scan.report_json import terminal_summary, write_scan_report
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, terminal_summary
+    from dedup_audit.reports.scan.saved import save
     from dedup_audit.writers import OutputPlan
 
     config = scan_config_from(kw)
@@ -85,7 +85,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
         )
     reports: list[dict[str, Any]] = []
     with plan:
-        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.stage_folder(outdir, lambda tmp: reports.append(save(result, tmp)))
         plan.commit()
     echo_warnings(reports[0])
     if not kw["quiet"]:

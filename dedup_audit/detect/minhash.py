@@ -15,8 +15,11 @@ upwards exactly and to show borderline pairs, while the mass of weak LSH candida
 data proposes millions) is counted but not kept."""
 
 
-def score_floor(threshold: float) -> float:
-    return max(0.0, threshold - SCORE_MARGIN)
+def score_floor(threshold: float, lowest: float = 0.0) -> float:
+    """The lowest score a scan keeps: SCORE_MARGIN below the threshold, clipped to the score's
+    range (Jaccard >= 0; pass lowest=-1.0 for cosine). The one floor rule: the engine, the
+    embedding neighbours, the saved pair store and `rethreshold` all use it."""
+    return max(lowest, threshold - SCORE_MARGIN)
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:

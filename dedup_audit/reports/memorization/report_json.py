@@ -103,18 +103,10 @@ def _scan_clusters(report: dict[str, Any], dataset: Dataset, path: str) -> list[
 
 
 def _load_scan_json(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.json"
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read scan report ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: scan report is not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{p}: scan report must be a JSON object")
-    return data
+    """A saved scan's report.json, through the one reader of saved scans."""
+    from dedup_audit.reports.scan.saved import read
+
+    return read(path).report
 
 
 @dataclass
