@@ -16,41 +16,41 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "dedup_audit.commands",
         "dedup_audit.cli",
         "dedup_audit.pipeline",
-        "dedup_audit.memorization",
+        "dedup_audit.training",
         "dedup_audit.reports.memorization",
     ),
     "dedup_audit.views": ("dedup_audit.detect", "dedup_audit.readers", "dedup_audit.pipeline"),
     "dedup_audit.clusters": ("dedup_audit.detect", "dedup_audit.decide", "dedup_audit.readers"),
     "dedup_audit.decide": (
-        "dedup_audit.memorization",
+        "dedup_audit.training",
         "dedup_audit.readers",
         "dedup_audit.writers",
     ),
     "dedup_audit.formats": (
         "dedup_audit.detect",
         "dedup_audit.pipeline",
-        "dedup_audit.memorization",
+        "dedup_audit.training",
     ),
     "dedup_audit.readers": (
         "dedup_audit.detect",
         "dedup_audit.pipeline",
-        "dedup_audit.memorization",
+        "dedup_audit.training",
     ),
     "dedup_audit.writers": (
         "dedup_audit.detect",
         "dedup_audit.pipeline",
-        "dedup_audit.memorization",
+        "dedup_audit.training",
     ),
     "dedup_audit.encoders": ("dedup_audit.detect", "dedup_audit.pipeline", "dedup_audit.readers"),
-    "dedup_audit.pipeline": ("dedup_audit.memorization", "dedup_audit.commands", "dedup_audit.cli"),
-    "dedup_audit.memorization": (
+    "dedup_audit.pipeline": ("dedup_audit.training", "dedup_audit.commands", "dedup_audit.cli"),
+    "dedup_audit.training": (
         "dedup_audit.commands",
         "dedup_audit.cli",
         "dedup_audit.reports.memorization",
     ),
     # the HTML renders report.json; it computes nothing the JSON lacks
-    "dedup_audit.reports.memorization.html": ("dedup_audit.memorization", "dedup_audit.pipeline"),
-    "dedup_audit.reports.memorization.plots": ("dedup_audit.memorization", "dedup_audit.pipeline"),
+    "dedup_audit.reports.memorization.html": ("dedup_audit.training", "dedup_audit.pipeline"),
+    "dedup_audit.reports.memorization.plots": ("dedup_audit.training", "dedup_audit.pipeline"),
 }
 
 

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.losses import read_losses
-from dedup_audit.memorization.membership import membership_from_dataset, membership_from_scan_report
-from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.records import Cluster, Dataset, Record, Sample, Turn
 from dedup_audit.reports.memorization.report_json import build_report, dumps, write_report
+from dedup_audit.training.losses import read_losses
+from dedup_audit.training.membership import membership_from_dataset, membership_from_scan_report
+from dedup_audit.training.samples import analyze_samples
 from tests import memo_sim as sim
 
 DATA = Path(__file__).parent / "data"

@@ -18,36 +18,36 @@ from pathlib import Path
 from typing import Any
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.diagnosis import (
+from dedup_audit.records import Cluster, Dataset
+from dedup_audit.training.diagnosis import (
     NOT_SUPPORTED,
     SUPPORTED,
     Hypothesis,
     diagnose,
     fmt,
 )
-from dedup_audit.memorization.losses import (
+from dedup_audit.training.losses import (
     LossTable,
     looks_like_losses,
     merge,
     read_key_list,
     read_losses,
 )
-from dedup_audit.memorization.membership import (
+from dedup_audit.training.membership import (
     Membership,
     membership_from_dataset,
     membership_from_scan_report,
 )
-from dedup_audit.memorization.recommend import Recommendation, recommend
-from dedup_audit.memorization.samples import analyze_samples
-from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import (
+from dedup_audit.training.recommend import Recommendation, recommend
+from dedup_audit.training.samples import analyze_samples
+from dedup_audit.training.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.training.trainer_log import (
     LogNotFoundError,
     TrainingLog,
     checkpoint_dirs,
     read_log,
 )
-from dedup_audit.memorization.training_args import read_training_args, relevant_args
-from dedup_audit.records import Cluster, Dataset
+from dedup_audit.training.training_args import read_training_args, relevant_args
 from dedup_audit.writers import atomic_write_text
 
 SCHEMA = "dedup-audit/memorization"

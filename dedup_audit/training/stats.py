@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dedup_audit.memorization.staircase import rounded, rounded_p
+from dedup_audit.training.staircase import rounded, rounded_p
 
 
 def mann_whitney(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:

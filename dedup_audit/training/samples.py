@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from statistics import mean, median
 from typing import Any
 
-from dedup_audit.memorization.curves import (
+from dedup_audit.training.curves import (
     SIZE_BUCKETS,
     Unit,
     log_ratio,
@@ -29,11 +29,11 @@ from dedup_audit.memorization.curves import (
     size_bucket,
     units_of,
 )
-from dedup_audit.memorization.exposures import exposures
-from dedup_audit.memorization.losses import Issue, LossTable
-from dedup_audit.memorization.membership import Membership
-from dedup_audit.memorization.staircase import rounded
-from dedup_audit.memorization.stats import mann_whitney, spearman
+from dedup_audit.training.exposures import exposures
+from dedup_audit.training.losses import Issue, LossTable
+from dedup_audit.training.membership import Membership
+from dedup_audit.training.staircase import rounded
+from dedup_audit.training.stats import mann_whitney, spearman
 
 TOP_N = 10
 GUESSED = "guessed"

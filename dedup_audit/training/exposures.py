@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from dedup_audit.memorization.staircase import rounded
+from dedup_audit.training.staircase import rounded
 
 
 def exposures(

@@ -41,7 +41,7 @@ from statistics import median
 from typing import Any
 
 from dedup_audit.errors import ConfigError
-from dedup_audit.memorization.trainer_log import LogEntry, TrainingLog
+from dedup_audit.training.trainer_log import LogEntry, TrainingLog
 
 #: fewer logged points per epoch than this and the report recommends a smaller logging_steps
 MIN_POINTS_PER_EPOCH = 20
