@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class CleanResult:
-    """A clean run: the scan behind it and the files written."""
+    """A clean run: the scan behind it and the files written.
+
+    Examples:
+        >>> done = clean("sample_data/identity.json", "out/identity.clean.json", force=True)
+        >>> done.kept + done.removed, done.removed_path.name
+        (91, 'identity.clean.json.removed.jsonl')
+    """
 
     scan: ScanResult
     output: Path
@@ -63,6 +69,11 @@ def clean(
 
     Output paths are checked before any work, every file is written atomically, and the input is
     never touched. kept + removed == input is checked before anything is written.
+
+    Examples:
+        >>> done = clean("sample_data/alpaca_en_demo.json", "out/demo.clean.json", force=True)
+        >>> done.kept, done.removed
+        (985, 14)
     """
     import json
 

@@ -124,6 +124,17 @@ class KeepPolicy:
 
 @dataclass(frozen=True)
 class ScanConfig:
+    """Everything a scan decides with (written into report.json). The notebook API takes the
+    same fields as plain keywords (`dedup_audit.scan(data, threshold=0.85)`); build one to
+    reuse or to set fields the keywords do not name.
+
+    Examples:
+        >>> from dedup_audit.config import MinHashConfig
+        >>> cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7), views=("full", "prompt"))
+        >>> cfg.minhash.threshold, cfg.dedup_view
+        (0.7, 'full')
+    """
+
     views: tuple[str, ...] = VIEWS
     dedup_view: str = "full"  # the view whose clusters `clean` removes
     exact: bool = True

@@ -78,7 +78,15 @@ class ViewScan:
 
 @dataclass
 class ScanResult:
-    """The outcome of a scan: clusters per view, one decision per record, and all evidence."""
+    """The outcome of a scan: clusters per view, one decision per record, and all evidence
+    (every scored pair, so it re-thresholds without recompute). `Audit.result` holds one.
+
+    Examples:
+        >>> from dedup_audit.pipeline import scan
+        >>> result = scan("sample_data/alpaca_en_demo.json")
+        >>> len(result.removed), result.clusters_in("full", "exact")[0].kind
+        (14, 'exact')
+    """
 
     dataset: Dataset
     config: ScanConfig
@@ -279,6 +287,10 @@ def scan(
     datasets (eval or benchmark sets) checked for contamination, by name.
     """
     cfg = config or ScanConfig()
+    if cfg.semantic.enabled and encoder is None:
+        from dedup_audit.extras import require
+
+        require("semantic", "--semantic (sentence embeddings)")
     dataset = load(data, **load_kwargs)
     from dedup_audit.engine.local import scan_lexical
 

@@ -99,7 +99,7 @@ def test_load_of_save_equals_the_scan_field_by_field(tmp_path: Path) -> None:
 def test_contamination_and_candidates_survive_the_round_trip(tmp_path: Path) -> None:
     """GSM8K train vs test: the 4 planted test questions are removed as contamination; a
     reloaded scan re-thresholded at its own threshold keeps them, and the MinHash counts."""
-    from dedup_audit.commands.options import load_reference
+    from dedup_audit.readers.reference import load_reference
 
     train, ref = _contaminated(tmp_path)
     cfg = ScanConfig(against=(str(ref),))

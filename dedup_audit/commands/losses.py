@@ -123,6 +123,9 @@ def losses(
           --config train.yaml --device cuda --batch-size 32 -o out/losses.jsonl
     """
     from dedup_audit.errors import ConfigError
+    from dedup_audit.extras import require
+
+    require("train", "scoring per-sample losses")
     from dedup_audit.training.run_config import read_run_config
     from dedup_audit.training.scorer import quiet_transformers, score_run, write_loss_rows
     from dedup_audit.training.sft_encoding import TEMPLATES

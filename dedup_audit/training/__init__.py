@@ -1,4 +1,4 @@
-"""Memorization: the loss staircase in trainer logs, per-sample losses (scorer, recorder) and
+"""The training run, read for memorization: the loss staircase in trainer logs, per-sample losses (scorer, recorder) and
 their analysis against the scan's duplicate clusters.
 
     from dedup_audit.training import read_log, detect_staircase, read_losses, analyze_samples

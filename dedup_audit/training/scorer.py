@@ -120,7 +120,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     try:
         from transformers import AutoTokenizer
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError("scoring needs transformers: pip install transformers") from e
+        raise MissingDependencyError(
+            "scoring needs transformers: pip install 'dedup-audit[train]'"
+        ) from e
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as e:
@@ -139,7 +141,8 @@ def load_model(target: ScoreTarget, base_model: str | Path | None, device: str) 
             from peft import PeftModel
         except ImportError as e:
             raise MissingDependencyError(
-                f"{target.path} holds a LoRA adapter; scoring it needs peft: pip install peft"
+                f"{target.path} holds a LoRA adapter; scoring it needs peft: "
+                "pip install 'dedup-audit[train]'"
             ) from e
         base = base_model
         if base is None:

@@ -221,8 +221,9 @@ def read(path: str | Path) -> SavedScan:
     """A saved scan folder (or its report.json), checked to be one, without its dataset.
 
     Examples:
-        >>> saved = read("out/scan")
-        >>> saved.thresholds()
+        >>> from dedup_audit.pipeline import scan
+        >>> _ = save(scan("sample_data/alpaca_en_demo.json"), "out/scan")
+        >>> read("out/scan").thresholds()
         {'minhash': 0.8}
     """
     p = Path(path)
@@ -253,8 +254,9 @@ def load(
     report names, read with the scan's format and id column.
 
     Examples:
-        >>> result = load("out/scan")
-        >>> result.removed_by_reason()
+        >>> from dedup_audit.pipeline import scan
+        >>> _ = save(scan("sample_data/alpaca_en_demo.json"), "out/scan")
+        >>> load("out/scan").removed_by_reason()
         {'exact:full': 14}
     """
     saved = path if isinstance(path, SavedScan) else read(path)
