@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dedup_audit.commands.common import handle_errors
+from dedup_audit.commands.common import data_option, handle_errors
 from dedup_audit.config import MinHashConfig
 from dedup_audit.errors import ConfigError, InputError
 from dedup_audit.views import view_text
@@ -74,12 +74,9 @@ Examples:
     default=None,
     help="With --labels: the lowest threshold keeping this precision (default: best F1).",
 )
-@click.option(
-    "--data",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="The scanned dataset: show each borderline pair's two texts (default: the report's "
-    "input path when it still exists).",
+@data_option(
+    "The scanned dataset: show each borderline pair's two texts (default: the report's "
+    "input path when it still exists)."
 )
 @handle_errors
 def calibrate(

@@ -1,4 +1,5 @@
-"""Options shared by scan and clean: how to read the data, and how to compare it.
+"""Options of scan and clean: how to read the data, and how to compare it (the options every
+command shares are in `commands.common`).
 
 One option maps to one config field; `scan_config_from` builds the validated ScanConfig.
 """
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from dedup_audit.commands.common import dataset_info_options
 from dedup_audit.config import (
     EngineConfig,
     KeepPolicy,
@@ -60,12 +62,7 @@ input_options = _apply(
             show_default=True,
             help="Dataset format; auto-detected from the rows unless given.",
         ),
-        click.option(
-            "--dataset-info",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
-            help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA.",
-        ),
-        click.option("--dataset", "dataset_name", help="Entry of --dataset-info to load."),
+        dataset_info_options("DATA"),
         click.option(
             "--id-column",
             help="Column holding a stable record id (default: an `id` column when it is "
@@ -268,7 +265,6 @@ scan_options = _apply(
             is_flag=True,
             help="Also remove conflicting samples (same prompt, different responses).",
         ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary."),
     ]
 )
 
@@ -345,20 +341,6 @@ def input_paths(kw: dict[str, Any]) -> list[Path]:
     """The files a scan/clean reads, as given (for checking outputs before anything is read)."""
     given = [kw["data"], kw["dataset_info"], *kw["against"]]
     return [Path(p) for p in given if p is not None]
-
-
-def check_index_output(path: Path | None, force: bool) -> None:
-    """--save-index is checked before any work, like every other output."""
-    from dedup_audit.errors import OutputError
-
-    if path is None:
-        return
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: --save-index must be a folder, and a file is there")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise OutputError(
-            f"{path}: --save-index already holds an index; pass --force to replace it"
-        )
 
 
 def load_input(kw: dict[str, Any]) -> Any:

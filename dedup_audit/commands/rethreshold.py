@@ -6,28 +6,21 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.commands.common import handle_errors
+from dedup_audit.commands.common import data_option, handle_errors, output_options, output_plan
 
 
 @click.command()
 @click.argument("report_json", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, exists=True),
-    help="The scanned data (default: the path recorded in the report).",
-)
+@data_option("The scanned data (default: the path recorded in the report).")
 @click.option("--threshold", type=float, help="New MinHash (Jaccard) threshold.")
 @click.option("--semantic-threshold", type=float, help="New cosine threshold.")
-@click.option(
-    "-o",
-    "--output",
-    "outdir",
-    type=click.Path(path_type=Path),
+@output_options(
+    dest="outdir",
     required=True,
     help="Folder for the new report.json, report.md and report.html.",
+    force_help="Overwrite an existing report in --output.",
+    quiet_help="No summary.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @handle_errors
 def rethreshold(
     report_json: Path,
@@ -54,14 +47,13 @@ def rethreshold(
     from dedup_audit.errors import ConfigError, OutputError
     from dedup_audit.reports.scan.report_json import REPORT_FILES, terminal_summary
     from dedup_audit.reports.scan.saved import load, save
-    from dedup_audit.writers import OutputPlan
 
     if threshold is None and semantic_threshold is None:
         raise ConfigError("give --threshold and/or --semantic-threshold")
     if outdir.resolve() == report_json.parent.resolve():
         raise OutputError(f"-o/--output {outdir}: must differ from the saved scan's folder")
     inputs = [report_json, *([data] if data is not None else [])]
-    plan = OutputPlan(inputs, force)
+    plan = output_plan(inputs, force)
     plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work
     saved = load(report_json, data)
     if threshold is not None and threshold < saved.config.minhash.threshold and not quiet:

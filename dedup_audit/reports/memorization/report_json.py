@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dedup_audit.errors import InputError, OutputError
+from dedup_audit.errors import InputError
 from dedup_audit.records import Cluster, Dataset
 from dedup_audit.training.diagnosis import (
     NOT_SUPPORTED,
@@ -424,26 +424,39 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
-def write_report(
-    report: dict[str, Any], outdir: str | Path, *, force: bool = False
-) -> dict[str, Path]:
-    """Write report.json and report.html into outdir; refuse to overwrite without force."""
+REPORT_FILES = ("report.json", "report.html")
+
+
+def write_report_files(report: dict[str, Any], outdir: str | Path) -> dict[str, Path]:
+    """report.json and report.html into outdir, each written atomically (no checks: the
+    caller's OutputPlan has made them)."""
     from dedup_audit.reports.memorization.html import render_html
 
     out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "html": out / "report.html"}
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder; choose another -o")
-    inputs = {
-        Path(v).resolve()
-        for k, v in report.get("inputs", {}).items()
-        if isinstance(v, str) and k != "data"
-    }
-    for p in paths.values():
-        if p.resolve() in inputs:
-            raise OutputError(f"{p}: is an input; choose another -o")
-        if p.exists() and not force:
-            raise OutputError(f"{p}: exists; pass --force to overwrite or choose another -o")
     atomic_write_text(paths["json"], dumps(report))
     atomic_write_text(paths["html"], render_html(report))
     return paths
+
+
+def write_report(
+    report: dict[str, Any], outdir: str | Path, *, force: bool = False
+) -> dict[str, Path]:
+    """Write report.json and report.html into outdir, checked like every command's outputs
+    (`writers.OutputPlan`: an existing report needs force, an input is never overwritten) and
+    replaced together."""
+    from dedup_audit.writers import OutputPlan
+
+    out = Path(outdir)
+    inputs = [
+        Path(v)
+        for k, v in report.get("inputs", {}).items()
+        if isinstance(v, str) and k != "data" and Path(v).exists()
+    ]
+    plan = OutputPlan(inputs, force)
+    plan.folder(out, "-o/--output", REPORT_FILES)
+    with plan:
+        plan.stage_folder(out, lambda tmp: write_report_files(report, tmp))
+        plan.commit()
+    return {"json": out / "report.json", "html": out / "report.html"}
