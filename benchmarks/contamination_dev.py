@@ -75,10 +75,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.001)
     ap.add_argument("--out", type=Path, default=Path("/tmp/contamination_dev"))
     args = ap.parse_args()
-    from dedup_audit.commands.options import load_reference
     from dedup_audit.config import ScanConfig, SemanticConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
+    from dedup_audit.readers.reference import load_reference
 
     rows, truth = build(args.distractors, args.n, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)

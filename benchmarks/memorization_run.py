@@ -24,8 +24,8 @@ Steps:
 3. A byte-level BPE tokenizer trained on this text and a random Llama (LlamaConfig), saved locally.
 4. Training with llamafactory.train.tuner.run_exp (stage sft, full fine-tuning, logging_steps 1,
    save_strategy epoch, eval on the held-out split each epoch), OMP_NUM_THREADS=1, with
-   dedup_audit.memorization.recorder.PerSampleLossCallback recording per-sample losses.
-5. dedup_audit.memorization.scorer.score_run over the base model and every checkpoint.
+   dedup_audit.training.recorder.PerSampleLossCallback recording per-sample losses.
+5. dedup_audit.training.scorer.score_run over the base model and every checkpoint.
 6. Copies logs, YAML, data, manifest and losses (no weights) to sample_data/run/.
 """
 
@@ -326,7 +326,7 @@ def train(yaml_text: str, out_dir: Path, recorded: Path) -> float:
     stub_torchaudio()
     from llamafactory.train.tuner import run_exp
 
-    from dedup_audit.memorization.recorder import PerSampleLossCallback
+    from dedup_audit.training.recorder import PerSampleLossCallback
 
     args = yaml.safe_load(yaml_text)
     if out_dir.exists():
@@ -342,7 +342,7 @@ def train(yaml_text: str, out_dir: Path, recorded: Path) -> float:
 
 
 def score(out_dir: Path, data_dir: Path, model_dir: Path, losses: Path, cutoff: int) -> float:
-    from dedup_audit.memorization.scorer import score_run, write_loss_rows
+    from dedup_audit.training.scorer import score_run, write_loss_rows
 
     t0 = time.time()
     rows = score_run(
@@ -362,8 +362,8 @@ def score(out_dir: Path, data_dir: Path, model_dir: Path, losses: Path, cutoff: 
 
 def join_recorded(recorded: Path, data_dir: Path, model_dir: Path, cutoff: int, dest: Path) -> None:
     """Map the recorder's label-hash keys back to dataset ids (train + held out)."""
-    from dedup_audit.memorization.recorder import join_recorded_losses, read_jsonl
-    from dedup_audit.memorization.scorer import load_records, load_tokenizer, write_loss_rows
+    from dedup_audit.training.recorder import join_recorded_losses, read_jsonl
+    from dedup_audit.training.scorer import load_records, load_tokenizer, write_loss_rows
 
     tokenizer = load_tokenizer(model_dir)
     rows = read_jsonl(recorded)

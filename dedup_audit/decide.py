@@ -86,13 +86,6 @@ def _record_priority(
     return lambda m, r: (sign * _numeric(r, column), m)
 
 
-def choose_keeper(
-    members: Sequence[int], records: Sequence[Record], keep: KeepPolicy, seed: int
-) -> int:
-    """The member that survives (components mode: one per cluster)."""
-    return min(members, key=keep_priority(records, keep, seed))
-
-
 def _numeric(record: Record, column: str) -> float:
     value = record.row.get(column)
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -1,4 +1,5 @@
-"""scan and clean: load -> views -> detectors -> clusters -> decisions (-> outputs in clean).
+"""scan: load -> views -> detectors -> clusters -> decisions (`clean` then writes outputs:
+dedup_audit.cleaning).
 
 Results are returned, not stored on objects, and keep every scored pair, so a scan can be
 re-thresholded (`ScanResult.rethreshold`) without recomputing a single similarity.
@@ -77,7 +78,15 @@ class ViewScan:
 
 @dataclass
 class ScanResult:
-    """The outcome of a scan: clusters per view, one decision per record, and all evidence."""
+    """The outcome of a scan: clusters per view, one decision per record, and all evidence
+    (every scored pair, so it re-thresholds without recompute). `Audit.result` holds one.
+
+    Examples:
+        >>> from dedup_audit.pipeline import scan
+        >>> result = scan("sample_data/alpaca_en_demo.json")
+        >>> len(result.removed), result.clusters_in("full", "exact")[0].kind
+        (14, 'exact')
+    """
 
     dataset: Dataset
     config: ScanConfig
@@ -123,12 +132,12 @@ class ScanResult:
             cfg = dataclasses.replace(
                 cfg, semantic=dataclasses.replace(cfg.semantic, threshold=semantic)
             )
-        result = _assemble(self.dataset, cfg, self.views, self.against)
+        result = assemble(self.dataset, cfg, self.views, self.against)
         result.against_calibration = list(self.against_calibration)
         return result
 
 
-def _assemble(
+def assemble(
     dataset: Dataset,
     cfg: ScanConfig,
     views: Mapping[str, ViewScan],
@@ -278,6 +287,10 @@ def scan(
     datasets (eval or benchmark sets) checked for contamination, by name.
     """
     cfg = config or ScanConfig()
+    if cfg.semantic.enabled and encoder is None:
+        from dedup_audit.extras import require
+
+        require("semantic", "--semantic (sentence embeddings)")
     dataset = load(data, **load_kwargs)
     from dedup_audit.engine.local import scan_lexical
 
@@ -339,7 +352,7 @@ def scan(
         against += _index_hits(lexical[cfg.dedup_view], loaded, dataset)
     for name, ref in (references or {}).items():
         against += _against(dataset, ref, name, cfg, encoder, progress, calibrations)
-    result = _assemble(dataset, cfg, views, against)
+    result = assemble(dataset, cfg, views, against)
     result.against_calibration = [c.to_dict() for c in calibrations]
     return result
 
@@ -409,97 +422,3 @@ def _against(
         )
         for h in hits
     ]
-
-
-@dataclass
-class CleanResult:
-    """A clean run: the scan behind it and the files written."""
-
-    scan: ScanResult
-    output: Path
-    removed_path: Path
-    report_dir: Path | None = None
-
-    @property
-    def kept(self) -> int:
-        return len(self.scan.kept_indices)
-
-    @property
-    def removed(self) -> int:
-        return len(self.scan.removed)
-
-
-def default_removed_path(output: Path) -> Path:
-    """data.clean.json -> data.clean.json.removed.jsonl, beside the cleaned output. The full
-    name is kept so data.clean.json and data.clean.parquet never share one record."""
-    return output.with_name(f"{output.name}.removed.jsonl")
-
-
-REPORT_FILES = ("report.json", "report.md", "report.html", "pairs.parquet")
-
-
-def clean(
-    data: str | Path | Dataset,
-    output: str | Path,
-    config: ScanConfig | None = None,
-    *,
-    removed_path: str | Path | None = None,
-    report_dir: str | Path | None = None,
-    force: bool = False,
-    encoder: Encoder | None = None,
-    references: Mapping[str, Dataset] | None = None,
-    progress: bool = False,
-    engine: EngineConfig | None = None,
-    index: str | Path | None = None,
-    save_index: str | Path | None = None,
-    **load_kwargs: Any,
-) -> CleanResult:
-    """Scan, then write the kept records in the input's own format plus removed.jsonl.
-
-    Output paths are checked before any work, every file is written atomically, and the input is
-    never touched. kept + removed == input is checked before anything is written.
-    """
-    import json
-
-    from dedup_audit.scan_report import removed_rows, write_scan_report
-    from dedup_audit.writers import OutputPlan, stage_dataset, target_type
-
-    dataset = load(data, **load_kwargs)
-    out = Path(output)
-    removed_out = Path(removed_path) if removed_path else default_removed_path(out)
-    rdir = Path(report_dir) if report_dir else None
-    refs = [Path(p) for ref in (references or {}).values() for p in ref.paths]
-    plan = OutputPlan([*(Path(p) for p in dataset.paths), *refs], force)
-    from dedup_audit.readers.arrowio import is_hf_disk
-
-    plan.file(out, "-o/--output", may_be_dir=is_hf_disk(out))
-    target_type(out, dataset.file_type)
-    plan.file(removed_out, "--removed")
-    if rdir is not None:
-        plan.folder(rdir, "--report-dir", REPORT_FILES)
-    result = scan(
-        dataset,
-        config,
-        encoder=encoder,
-        references=references,
-        progress=progress,
-        engine=engine,
-        index=index,
-        save_index=save_index,
-        force=force,
-    )
-    kept, removed = result.kept_indices, result.removed
-    if sorted(kept + [d.index for d in removed]) != list(range(len(dataset.records))):
-        raise RuntimeError("internal error: kept + removed != input; nothing was written")
-    rows = removed_rows(result)
-    with plan:
-        # every output is written to a temporary name first and renamed only when all are
-        # written, so a failure leaves neither a cleaned file without its record nor a half report
-        stage_dataset(plan, dataset, kept, out)
-        plan.stage_text(
-            removed_out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        )
-        if rdir is not None:
-            plan.stage_folder(rdir, lambda tmp: write_scan_report(result, tmp))
-        plan.commit()
-    return CleanResult(result, out, removed_out, rdir)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
-from dedup_audit.detect.against import Calibration, ContaminationHit, find_against, summarize
+from dedup_audit.detect.against import Calibration, ContaminationHit, find_against
 from dedup_audit.readers import load_dataset
 from dedup_audit.records import Dataset, Record, Sample, Turn
+from tests.reference import summarize
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.cli import cli
-from dedup_audit.commands.options import load_reference
 from dedup_audit.config import ScanConfig
 from dedup_audit.detect.against import answer_evidence, find_against, task_text
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
+from dedup_audit.readers.reference import load_reference
 from tests.semantic_support import DATA, real_cfg
 
 BENCH = DATA / "bench"

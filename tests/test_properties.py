@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup_audit import ScanConfig, scan
+from dedup_audit import ScanConfig
 from dedup_audit.config import KeepPolicy, MinHashConfig
+from dedup_audit.pipeline import scan
 from dedup_audit.records import Dataset, Record, Sample, Turn
 
 WORDS = [

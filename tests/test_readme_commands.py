@@ -35,6 +35,7 @@ LINKED = (
     ".venv",
     "dedup_audit",
     "sample_data",
+    "tests",  # the labelled pairs `calibrate --labels` reads (tests/data)
 )
 
 
@@ -121,6 +122,7 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     assert "dedup-audit scan sample_data/alpaca_en_demo.json -o out/alpaca" in ran
     assert "dedup-audit scan sample_data/self_cognition.json --semantic -o out/semantic" in ran
     assert "dedup-audit calibrate --report out/scan/report.json" in ran
+    assert any("--labels tests/data/minhash_gpteacher_300.labels.jsonl" in s for s in ran)
     assert "dedup-audit scan sample_data/identity.json --index out/index -o out/new" in ran
     assert all(
         "data.json" in s or "train.json" in s or "saves/" in s or "llamafactory" in s

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import torch
 
-from dedup_audit.memorization.recorder import (
+from dedup_audit.records import sample_key
+from dedup_audit.training.recorder import (
     PerSampleLossCallback,
     join_recorded_losses,
     label_key,
@@ -20,9 +21,8 @@ from dedup_audit.memorization.recorder import (
     record_label_keys,
     record_per_sample_losses,
 )
-from dedup_audit.memorization.scorer import load_records
-from dedup_audit.memorization.sft_encoding import IGNORE_INDEX, make_encoder
-from dedup_audit.records import sample_key
+from dedup_audit.training.scorer import load_records
+from dedup_audit.training.sft_encoding import IGNORE_INDEX, make_encoder
 from tests.test_scorer import RUN, build_tiny_model
 
 N_ROWS = 10

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dedup_audit.report.html import render_html
-from dedup_audit.report.report_json import build_report, write_report
+from dedup_audit.reports.memorization.html import render_html
+from dedup_audit.reports.memorization.report_json import build_report, write_report
 from tests.browser import browser_session, severe_console_errors
 
 RUN = Path(__file__).parents[1] / "sample_data" / "run"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dedup_audit import ScanConfig, scan
+from dedup_audit import ScanConfig
 from dedup_audit.config import MinHashConfig, NormalizeConfig
+from dedup_audit.pipeline import scan
 from dedup_audit.views import jaccard, normalize, shingles, view_text
 
 

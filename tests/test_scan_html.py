@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from dedup_audit.cli import cli
-from dedup_audit.scan_html import histogram_svg, marked
+from dedup_audit.reports.scan.html import histogram_svg, marked
 from tests.browser import browser_session, severe_console_errors
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -16,8 +16,9 @@ import torch
 from click.testing import CliRunner
 
 from dedup_audit.errors import ConfigError, InputError, OutputError
-from dedup_audit.memorization.run_config import read_run_config
-from dedup_audit.memorization.scorer import (
+from dedup_audit.records import Sample, Turn, sample_key
+from dedup_audit.training.run_config import read_run_config
+from dedup_audit.training.scorer import (
     check_rows_against_run,
     find_checkpoints,
     load_records,
@@ -26,14 +27,13 @@ from dedup_audit.memorization.scorer import (
     set_threads,
     write_loss_rows,
 )
-from dedup_audit.memorization.sft_encoding import (
+from dedup_audit.training.sft_encoding import (
     IGNORE_INDEX,
     TEMPLATES,
     infer_seqlen,
     make_encoder,
     read_run_template,
 )
-from dedup_audit.records import Sample, Turn, sample_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "sample_data" / "run"
@@ -537,7 +537,7 @@ def test_data_is_checked_against_the_recorded_run(tmp_path: Path) -> None:
 def test_recorded_run_yaml_reads_its_dataset(tmp_path: Path) -> None:
     """The recorded run's YAML with dataset_dir pointing at sample_data/run loads the 244 rows
     it trained on (dataset dedup_demo_train in its dataset_info.json)."""
-    from dedup_audit.memorization.scorer import load_training_records
+    from dedup_audit.training.scorer import load_training_records
 
     text = (RUN / "training_args.yaml").read_text(encoding="utf-8")
     text = text.replace('dataset_dir: "benchmarks/_work/data"', f'dataset_dir: "{RUN}"')
@@ -573,7 +573,7 @@ def test_no_tokenizer_length_warning_when_a_max_length_is_given(
 
     from transformers.utils import logging as hf_logging
 
-    from dedup_audit.memorization.scorer import load_tokenizer
+    from dedup_audit.training.scorer import load_tokenizer
 
     hf_logging.set_verbosity_warning()  # an earlier `-q` run may have silenced transformers
     seen: list[str] = []

@@ -161,13 +161,12 @@ def test_real_model_zero_false_removals_and_planted_copies_found(model_cache: Pa
 def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None:
     """report.json says embedding pairs are kept down to threshold - 0.1; lowering a saved 0.9
     scan to 0.8 gives the same decisions as scanning at 0.8 (the floor was once 0.05)."""
-    from dedup_audit.saved_scan import load_scan
-    from dedup_audit.scan_report import write_scan_report
+    from dedup_audit.reports.scan.saved import load, save
 
     at_09, _ = _fake_scan(0.9)
-    report = write_scan_report(at_09, tmp_path)  # type: ignore[arg-type]
+    report = save(at_09, tmp_path)  # type: ignore[arg-type]
     assert report["scored_pairs_floor"]["embedding"] == 0.8
-    saved = load_scan(tmp_path / "report.json", INVERSE)
+    saved = load(tmp_path / "report.json", INVERSE)
     lowered = saved.rethreshold(semantic=0.8)
     fresh, _ = _fake_scan(0.8)
     assert [d.keep for d in lowered.decisions] == [d.keep for d in fresh.decisions]  # type: ignore[attr-defined]
@@ -175,7 +174,7 @@ def test_rethreshold_down_to_the_reported_semantic_floor(tmp_path: Path) -> None
 
 
 def test_report_counts_different_answer_links_apart_from_redundancy() -> None:
-    from dedup_audit.scan_report import build_report
+    from dedup_audit.reports.scan.report_json import build_report
 
     result, _ = _fake_scan(0.8)
     full = build_report(result)["summary"]["views"]["full"]  # type: ignore[arg-type]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dedup_audit.errors import InputError
-from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import read_log, read_trainer_log, read_trainer_state
+from dedup_audit.training.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.training.trainer_log import read_log, read_trainer_log, read_trainer_state
 from tests import memo_sim as sim
 
 DATA = Path(__file__).parent / "data"

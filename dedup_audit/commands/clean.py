@@ -7,9 +7,8 @@ from typing import Any
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors, output_options, output_plan
 from dedup_audit.commands.options import (
-    check_index_output,
     echo_warnings,
     engine_config_from,
     input_options,
@@ -30,12 +29,7 @@ def default_output(data: Path) -> Path:
 @click.command()
 @input_options
 @scan_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Cleaned dataset, same format and file type (default: DATA.clean.EXT).",
-)
+@output_options(help="Cleaned dataset, same format and file type (default: DATA.clean.EXT).")
 @click.option(
     "--removed",
     "removed_path",
@@ -47,7 +41,6 @@ def default_output(data: Path) -> Path:
     type=click.Path(path_type=Path),
     help="Also write report.json, report.md and report.html here.",
 )
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @handle_errors
 def clean(
     output: Path | None, removed_path: Path | None, report_dir: Path | None, force: bool, **kw: Any
@@ -65,21 +58,20 @@ def clean(
       dedup-audit clean data.jsonl --keep-by score:max --threshold 0.85
       dedup-audit clean train.json --against test.jsonl --against-column prompt=question
     """
+    from dedup_audit.cleaning import clean as run_clean
+    from dedup_audit.cleaning import default_removed_path
     from dedup_audit.errors import ConfigError
-    from dedup_audit.pipeline import REPORT_FILES, default_removed_path
-    from dedup_audit.pipeline import clean as run_clean
     from dedup_audit.progress import run_progress
-    from dedup_audit.scan_report import build_report, terminal_summary
-    from dedup_audit.writers import OutputPlan
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, build_report, terminal_summary
 
     config = scan_config_from(kw)
     if output is None:
         if kw["data"] is None:
             raise ConfigError("with --dataset-info, give the cleaned file with -o/--output")
         output = default_output(kw["data"])
-    # every output is checked before any work; pipeline.clean checks again against the files
+    # every output is checked before any work; cleaning.clean checks again against the files
     # actually read and commits all outputs together at the end
-    plan = OutputPlan(input_paths(kw), force)
+    plan = output_plan(input_paths(kw), force)
     from dedup_audit.readers.arrowio import is_hf_disk
 
     # a save_to_disk folder may be replaced by a cleaned one; any other folder is refused
@@ -87,7 +79,7 @@ def clean(
     plan.file(removed_path or default_removed_path(output), "--removed")
     if report_dir is not None:
         plan.folder(report_dir, "--report-dir", REPORT_FILES)
-    check_index_output(kw["save_index"], force)
+    plan.index_folder(kw["save_index"], "--save-index")
     with run_progress(run_stages(config), enabled=not kw["quiet"]):
         dataset = load_input(kw)
         result = run_clean(

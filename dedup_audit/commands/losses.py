@@ -6,27 +6,21 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import (
+    data_option,
+    dataset_info_options,
+    handle_errors,
+    heldout_option,
+    output_options,
+    output_plan,
+)
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, exists=True),
-    help="Dataset the run trained on (any format `scan` reads).",
-)
-@click.option(
-    "--dataset-info",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of --data.",
-)
-@click.option("--dataset", "dataset_name", help="Entry of --dataset-info to score.")
-@click.option(
-    "--heldout",
-    type=click.Path(path_type=Path, exists=True),
-    help="Rows never trained on, scored as split 'heldout' (the memorization baseline).",
-)
+@data_option("Dataset the run trained on (any format `scan` reads).")
+@dataset_info_options("--data")
+@heldout_option("Rows never trained on, scored as split 'heldout' (the memorization baseline).")
 @click.option(
     "--base-model",
     type=click.Path(path_type=Path, exists=True),
@@ -73,16 +67,12 @@ from dedup_audit.cli import handle_errors
     help="Truncate like LLaMA-Factory's cutoff_len (default: --config's cutoff_len, else 2048, "
     "LLaMA-Factory's default, once a template is known).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
+@output_options(
     default=Path("losses.jsonl"),
-    show_default=True,
     help="Loss rows (JSONL).",
+    force_help="Overwrite --output if it exists.",
+    quiet_help="No progress bar or summary.",
 )
-@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @handle_errors
 def losses(
     run_dir: Path,
@@ -123,10 +113,12 @@ def losses(
           --config train.yaml --device cuda --batch-size 32 -o out/losses.jsonl
     """
     from dedup_audit.errors import ConfigError
-    from dedup_audit.memorization.run_config import read_run_config
-    from dedup_audit.memorization.scorer import quiet_transformers, score_run, write_loss_rows
-    from dedup_audit.memorization.sft_encoding import TEMPLATES
-    from dedup_audit.writers import OutputPlan
+    from dedup_audit.extras import require
+
+    require("train", "scoring per-sample losses")
+    from dedup_audit.training.run_config import read_run_config
+    from dedup_audit.training.scorer import quiet_transformers, score_run, write_loss_rows
+    from dedup_audit.training.sft_encoding import TEMPLATES
 
     known = (*TEMPLATES, "plain", "chat_template")
     if template is not None and template not in known:
@@ -144,7 +136,7 @@ def losses(
     # the output is checked before any model is loaded (the run folder may hold it: the
     # report looks for RUN/losses.jsonl); it is written to a temporary name and renamed last
     inputs = [p for p in (data, heldout, dataset_info, config_path) if p is not None]
-    plan = OutputPlan(inputs, force)
+    plan = output_plan(inputs, force)
     plan.file(output, "-o/--output")
     if quiet:
         quiet_transformers()

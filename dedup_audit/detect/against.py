@@ -358,11 +358,3 @@ def find_against(
 
 def _unzip(pairs: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def summarize(hits: Sequence[ContaminationHit]) -> dict[str, int]:
-    """Number of distinct training records hit, per method."""
-    per: dict[str, set[int]] = {}
-    for h in hits:
-        per.setdefault(h.method, set()).add(h.train_index)
-    return {m: len(per[m]) for m in METHODS if m in per}

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from dedup_audit.detect.minhash import SCORE_MARGIN
+from dedup_audit.detect.minhash import SCORE_MARGIN, score_floor
 from dedup_audit.records import Pair, Sample
 from dedup_audit.views import view_text
 
@@ -64,7 +64,7 @@ def find_semantic(
 
         encoder = get_encoder(cfg)
     emb = encoder.encode([texts[i] for i in keep], batch_size=cfg.batch_size, progress=progress)
-    lo = cfg.threshold - BORDERLINE_MARGIN if floor is None else floor
+    lo = score_floor(cfg.threshold, -1.0) if floor is None else floor
     pairs = [
         Pair(keep[i], keep[j], round(min(1.0, s), 6), "embedding", view)
         for i, j, s in knn_self(emb, cfg.k, lo)

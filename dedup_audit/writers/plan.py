@@ -103,6 +103,19 @@ class OutputPlan:
             raise OutputError(f"{flag} {exc}") from None
         return path
 
+    def index_folder(self, path: str | Path | None, flag: str) -> Path | None:
+        """Declare a folder the library fills itself (an index): it must be a folder, empty
+        unless --force, and writable. None (the option was not given) declares nothing."""
+        if path is None:
+            return None
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: {flag} must be a folder, and a file is there")
+        if path.exists() and any(path.iterdir()) and not self.force:
+            raise OutputError(f"{path}: {flag} already holds an index; pass --force to replace it")
+        check_writable(path, flag, folder=True)
+        return path
+
     def folder(self, path: str | Path, flag: str, names: Iterable[str]) -> Path:
         """Declare an output folder that will hold `names` (checked for overwrite)."""
         path = Path(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dedup_audit.memorization.staircase import _p, _r
+from dedup_audit.training.staircase import rounded, rounded_p
 
 
 def mann_whitney(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
@@ -21,7 +21,9 @@ def mann_whitney(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
 
     res = stats.mannwhitneyu(list(x), list(y), alternative="greater")
     u = float(res.statistic)
-    out.update(U=_r(u, 3), p_value=_p(float(res.pvalue)), auc=_r(u / (len(x) * len(y)), 4))
+    out.update(
+        U=rounded(u, 3), p_value=rounded_p(float(res.pvalue)), auc=rounded(u / (len(x) * len(y)), 4)
+    )
     return out
 
 
@@ -33,5 +35,5 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     from scipy import stats
 
     res = stats.spearmanr(list(x), list(y))
-    out.update(rho=_r(float(res.statistic), 4), p_value=_p(float(res.pvalue)))
+    out.update(rho=rounded(float(res.statistic), 4), p_value=rounded_p(float(res.pvalue)))
     return out

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from statistics import mean, median
 from typing import Any
 
-from dedup_audit.memorization.curves import (
+from dedup_audit.training.curves import (
     SIZE_BUCKETS,
     Unit,
     log_ratio,
@@ -29,11 +29,11 @@ from dedup_audit.memorization.curves import (
     size_bucket,
     units_of,
 )
-from dedup_audit.memorization.exposures import exposures
-from dedup_audit.memorization.losses import Issue, LossTable
-from dedup_audit.memorization.membership import Membership
-from dedup_audit.memorization.staircase import _r
-from dedup_audit.memorization.stats import mann_whitney, spearman
+from dedup_audit.training.exposures import exposures
+from dedup_audit.training.losses import Issue, LossTable
+from dedup_audit.training.membership import Membership
+from dedup_audit.training.staircase import rounded
+from dedup_audit.training.stats import mann_whitney, spearman
 
 TOP_N = 10
 GUESSED = "guessed"
@@ -144,7 +144,7 @@ def _mean_curve(values: list[Mapping[float, float]], epochs: list[float]) -> dic
     curve = {}
     for e in epochs:
         vals = [v[e] for v in values if e in v]
-        curve[f"{e:g}"] = _r(mean(vals)) if vals else None
+        curve[f"{e:g}"] = rounded(mean(vals)) if vals else None
     return curve
 
 
@@ -201,10 +201,10 @@ def boundary_shares(
                 d = mean(drops)
                 part[g] = {
                     "records": len(drops),
-                    "row_share": _r(w),
-                    "mean_drop": _r(d),
-                    "contribution": _r(w * d),
-                    "share_of_drop": _r(w * d / total) if total else None,
+                    "row_share": rounded(w),
+                    "mean_drop": rounded(d),
+                    "contribution": rounded(w * d),
+                    "share_of_drop": rounded(w * d / total) if total else None,
                 }
             shares[family] = part
         singles = [curves[i][a] - curves[i][b] for i in both if size_of[i] == 1]
@@ -214,12 +214,14 @@ def boundary_shares(
                 "from_epoch": a,
                 "to_epoch": b,
                 "records": len(both),
-                "total_mean_drop": _r(total),
+                "total_mean_drop": rounded(total),
                 "shares": shares,
-                "singleton_fraction_dropping": _r(sum(1 for d in singles if d > 0) / len(singles))
+                "singleton_fraction_dropping": rounded(
+                    sum(1 for d in singles if d > 0) / len(singles)
+                )
                 if singles
                 else None,
-                "heldout_mean_drop": _r(mean(hd)) if hd else None,
+                "heldout_mean_drop": rounded(mean(hd)) if hd else None,
             }
         )
     return out
@@ -271,8 +273,8 @@ def unit_statistics(
     hr = [x for v in held.values() if (x := log_ratio(v, ep.first, ep.last)) is not None]
     stats_out["train_vs_heldout_log_drop"] = {
         **mann_whitney(tr, hr),
-        "train_median": _r(median(tr)) if tr else None,
-        "heldout_median": _r(median(hr)) if hr else None,
+        "train_median": rounded(median(tr)) if tr else None,
+        "heldout_median": rounded(median(hr)) if hr else None,
     }
     return stats_out
 
@@ -305,7 +307,7 @@ def top_memorized(
                     if membership
                     else used_key.get(i, ""),
                     "loss_key": used_key.get(i),
-                    "losses": {f"{e:g}": _r(x) for e, x in sorted(c.items())},
+                    "losses": {f"{e:g}": rounded(x) for e, x in sorted(c.items())},
                     **((membership.texts.get(i) or {}) if membership else {}),
                 }
             )
@@ -315,8 +317,8 @@ def top_memorized(
                 "cluster_id": u.cluster_id,
                 "copies": u.size,
                 "kind": u.kind,
-                "memorization_score": _r(v.score),
-                "drop_since_first": _r(v.drop),
+                "memorization_score": rounded(v.score),
+                "drop_since_first": rounded(v.drop),
                 "members": mem_rows,
                 "more_members": max(0, len(member_idx) - 6),
             }
@@ -353,7 +355,10 @@ def analyze_samples(
     size_of = {i: u.size for u in units for i in u.records}
     kind_of = {i: u.kind for u in units for i in u.records}
     reference = score_reference(held, ep)
-    out["memorization_score"] = {"definition": reference.definition, "reference": _r(reference.ref)}
+    out["memorization_score"] = {
+        "definition": reference.definition,
+        "reference": rounded(reference.ref),
+    }
 
     def groups_of(idx: int) -> list[str]:
         gs = [f"size:{size_bucket(size_of[idx])}", f"kind:{kind_of[idx]}"]
@@ -407,4 +412,4 @@ def _histograms(
     counts = {g: hist(groups[g]) for g in SIZE_BUCKETS if g in groups}
     if heldout:
         counts["heldout"] = hist(heldout)
-    return {"edges": [_r(e) for e in edges], "counts": counts}
+    return {"edges": [rounded(e) for e in edges], "counts": counts}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from statistics import mean
 from typing import Any
 
-from dedup_audit.memorization.staircase import _r
+from dedup_audit.training.staircase import rounded
 
 
 def exposures(
@@ -25,7 +25,12 @@ def exposures(
             by_size[size_of[i]][e].append(v)
     expo_curves = {
         str(k): [
-            {"epoch": e, "exposures": _r(k * e, 3), "mean_loss": _r(mean(v)), "records": len(v)}
+            {
+                "epoch": e,
+                "exposures": rounded(k * e, 3),
+                "mean_loss": rounded(mean(v)),
+                "records": len(v),
+            }
             for e, v in sorted(by_size[k].items())
         ]
         for k in sorted(by_size)
@@ -71,8 +76,8 @@ def exposure_overlap(by_size: Mapping[int, Mapping[float, list[float]]]) -> dict
     return {
         "verdict": verdict,
         "reason": reason,
-        "mean_spread_at_equal_epoch": _r(se),
-        "mean_spread_at_equal_exposures": _r(sx),
-        "spread_ratio": _r(ratio),
+        "mean_spread_at_equal_epoch": rounded(se),
+        "mean_spread_at_equal_exposures": rounded(sx),
+        "spread_ratio": rounded(ratio),
         "shared_exposure_points": len(spread_x),
     }

@@ -169,7 +169,7 @@ def _parse(path: Path, n: int, obj: Mapping[str, Any], split: str | None) -> Los
     if key is None or key == "":
         raise InputError(
             f"{path}:{n}: row has no 'key'; each row needs key, epoch and loss "
-            "(or loss_sum + n_tokens) - see `dedup_audit.memorization.losses`"
+            "(or loss_sum + n_tokens) - see `dedup_audit.training.losses`"
         )
     epoch = _num(obj.get("epoch"))
     if epoch is None or not math.isfinite(epoch):

@@ -20,13 +20,13 @@ import re
 from typing import Any
 
 from dedup_audit.pipeline import ScanResult
-from dedup_audit.scan_report import (
+from dedup_audit.reports.scan.report_json import (
     KIND_LEGEND,
-    _fetch,
-    _methods,
-    _row_numbers,
+    cluster_methods,
     duplicate_rows,
+    fetch_records,
     kind_label,
+    row_numbers,
     view_labels,
 )
 from dedup_audit.views import view_text
@@ -208,7 +208,7 @@ def _clusters(report: dict[str, Any], result: ScanResult, rows: Any) -> str:
         if not every:
             continue
         shown = every[:MAX_CLUSTERS]
-        recs = _fetch(result, [m for c in shown for m in c.members[:MAX_MEMBERS]])
+        recs = fetch_records(result, [m for c in shown for m in c.members[:MAX_MEMBERS]])
         raw = {m: view_text(r.sample, view) for m, r in recs.items()}
         out.append(
             f'<h3>{_e(view)} view</h3><p class="muted">{_shown(len(shown), len(every), "clusters")}'
@@ -216,7 +216,7 @@ def _clusters(report: dict[str, Any], result: ScanResult, rows: Any) -> str:
             "marked.</p>"
         )
         for c in shown:
-            label = kind_label(c.kind, _methods(c))
+            label = kind_label(c.kind, cluster_methods(c))
             members = c.members[:MAX_MEMBERS]
             cards = []
             for i, m in enumerate(members):
@@ -243,7 +243,7 @@ def _clusters(report: dict[str, Any], result: ScanResult, rows: Any) -> str:
 
 def _removals(result: ScanResult, rows: Any) -> str:
     removed = result.removed
-    recs = _fetch(
+    recs = fetch_records(
         result,
         [i for d in removed[:MAX_REMOVALS] for i in (d.index, d.kept_twin, d.via) if i is not None],
     )
@@ -335,7 +335,7 @@ def render_scan_html(report: dict[str, Any], result: ScanResult) -> str:
     """The whole page (see the module docstring). Deterministic: same scan, same bytes."""
     s = report["summary"]
     ds = report["dataset"]
-    rows = _row_numbers(result)
+    rows = row_numbers(result)
     warnings = "".join(f'<p class="warn">Warning: {_e(w)}</p>' for w in report.get("warnings", []))
     headline = (
         f"{_e(ds['name'] or ', '.join(ds['paths']))}: {s['rows']} rows ({_e(ds['format'])}, "

@@ -56,9 +56,9 @@ from typing import TYPE_CHECKING, Any
 from transformers import Trainer, TrainerCallback
 
 from dedup_audit.errors import ConfigError, InputError
-from dedup_audit.memorization.scorer import response_losses, sort_rows, write_loss_rows
-from dedup_audit.memorization.sft_encoding import IGNORE_INDEX, make_encoder
 from dedup_audit.records import Record, sample_key
+from dedup_audit.training.scorer import response_losses, sort_rows, write_loss_rows
+from dedup_audit.training.sft_encoding import IGNORE_INDEX, make_encoder
 
 if TYPE_CHECKING:
     import torch

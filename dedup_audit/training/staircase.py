@@ -41,7 +41,7 @@ from statistics import median
 from typing import Any
 
 from dedup_audit.errors import ConfigError
-from dedup_audit.memorization.trainer_log import LogEntry, TrainingLog
+from dedup_audit.training.trainer_log import LogEntry, TrainingLog
 
 #: fewer logged points per epoch than this and the report recommends a smaller logging_steps
 MIN_POINTS_PER_EPOCH = 20
@@ -74,14 +74,15 @@ class StaircaseConfig:
             raise ConfigError(f"context_epochs must be >= 0, got {self.context_epochs}")
 
 
-def _p(x: float | None) -> float | None:
-    """p-values keep 3 significant digits (a tiny p must not round to 0)."""
+def rounded_p(x: float | None) -> float | None:
+    """Report p-values keep 3 significant digits (a tiny p must not round to 0)."""
     if x is None or not math.isfinite(x):
         return None
     return float(f"{x:.3g}")
 
 
-def _r(x: float | None, nd: int = 6) -> float | None:
+def rounded(x: float | None, nd: int = 6) -> float | None:
+    """Report figures keep `nd` decimals; NaN and infinity become null (JSON has neither)."""
     if x is None or not math.isfinite(x):
         return None
     return round(float(x), nd)
@@ -275,23 +276,23 @@ class Split:
             "n_before": self.n_before,
             "n_after": self.n_after,
             "n_fit": f.n,
-            "mean_before": _r(self.mean_before),
-            "mean_after": _r(self.mean_after),
-            "drop": _r(self.drop),
-            "relative_drop": _r(self.drop / self.mean_before) if self.mean_before else None,
-            "gap_steps": _r(self.gap_steps),
-            "slope_per_step": _r(f.slope),
-            "trend_drop": _r(self.trend_drop),
-            "ratio": _r(self.ratio),
-            "excess_drop": _r(self.drop - self.trend_drop),
-            "jump": _r(f.jump),
-            "se_jump": _r(f.se),
-            "t": _r(f.t, 3),
-            "t_calibrated": _r(t_cal, 3),
+            "mean_before": rounded(self.mean_before),
+            "mean_after": rounded(self.mean_after),
+            "drop": rounded(self.drop),
+            "relative_drop": rounded(self.drop / self.mean_before) if self.mean_before else None,
+            "gap_steps": rounded(self.gap_steps),
+            "slope_per_step": rounded(f.slope),
+            "trend_drop": rounded(self.trend_drop),
+            "ratio": rounded(self.ratio),
+            "excess_drop": rounded(self.drop - self.trend_drop),
+            "jump": rounded(f.jump),
+            "se_jump": rounded(f.se),
+            "t": rounded(f.t, 3),
+            "t_calibrated": rounded(t_cal, 3),
             "df": f.df,
-            "p_value": _p(p),
-            "p_rise": _p(p_rise),
-            "noise_sd": _r(f.noise_sd),
+            "p_value": rounded_p(p),
+            "p_rise": rounded_p(p_rise),
+            "noise_sd": rounded(f.noise_sd),
         }
 
 
@@ -374,7 +375,7 @@ def _lr_jumps(entries: list[LogEntry], idx: list[int]) -> tuple[float, dict[int,
             out[idx[i - 1]] = {
                 "lr_before": before,
                 "lr_after": after,
-                "lr_relative_change": _r(rel) if math.isfinite(rel) else None,
+                "lr_relative_change": rounded(rel) if math.isfinite(rel) else None,
                 "lr_jump": jump,
             }
     return typical, out
@@ -423,10 +424,10 @@ def placebo_calibration(
             {
                 "epoch": k,
                 "step": pts[pos].step,
-                "excess_drop": _r(res.drop - res.trend_drop),
-                "jump": _r(res.fit.jump),
-                "t": _r(res.fit.t, 3),
-                "p_value": _p(_t_sf(res.fit.t, res.fit.df)),
+                "excess_drop": rounded(res.drop - res.trend_drop),
+                "jump": rounded(res.fit.jump),
+                "t": rounded(res.fit.t, 3),
+                "p_value": rounded_p(_t_sf(res.fit.t, res.fit.df)),
             }
         )
     finite = [t for t in ts if math.isfinite(t)]
@@ -537,10 +538,10 @@ def run_test(
     p = min(1.0, 2 * min(p_pooled, p_min))  # either test at alpha/2
     return {
         "boundaries": [b.boundary for b, _ in used],
-        "z": _r(z, 3),
-        "p_pooled": _p(p_pooled),
-        "p_strongest": _p(p_min),
-        "p_value": _p(p),
+        "z": rounded(z, 3),
+        "p_pooled": rounded_p(p_pooled),
+        "p_strongest": rounded_p(p_min),
+        "p_value": rounded_p(p),
         "passes": p < cfg.alpha,
         "alpha": cfg.alpha,
     }
@@ -596,7 +597,7 @@ def detect_staircase(
     for e, k in zip(entries, idx, strict=True):
         by_epoch.setdefault(k, []).append(e)
     per_epoch = int(median(len(v) for v in by_epoch.values()))
-    out["steps_per_epoch"] = _r(spe)
+    out["steps_per_epoch"] = rounded(spe)
     out["logged_points_per_epoch"] = per_epoch
     out["num_epochs_logged"] = n_epochs
     nw = max(cfg.min_points, round(cfg.window * per_epoch))
@@ -605,8 +606,8 @@ def detect_staircase(
     typical_lr_step, lr_at = _lr_jumps(entries, idx)
     cal = placebo_calibration(by_epoch, per_epoch, cfg, nw)
     out["placebo"] = cal.placebo
-    out["placebo_level"] = _r(cal.level)
-    out["placebo_inflation"] = _r(cal.inflation, 4)
+    out["placebo_level"] = rounded(cal.level)
+    out["placebo_inflation"] = rounded(cal.inflation, 4)
     tol = max(1, log.logging_steps or 1)
     boundaries: list[Boundary] = []
     tested: list[tuple[Boundary, Split]] = []
@@ -650,7 +651,7 @@ def detect_staircase(
     out["off_boundary_events"] = _event_drops(events, by_epoch, out["boundaries"], cfg, nw, tol)
     out["lr"] = {
         "present": log.has_lr,
-        "typical_within_epoch_step": _r(typical_lr_step, 12),
+        "typical_within_epoch_step": rounded(typical_lr_step, 12),
         "jumps_at_boundaries": sorted(k for k, v in lr_at.items() if v["lr_jump"]),
     }
     # plot series: raw points, and a rolling mean computed inside each epoch only
@@ -660,14 +661,14 @@ def detect_staircase(
         smooth += _smooth_within([e.loss or 0.0 for e in by_epoch[k]], width)
     out["series"] = {
         "step": [e.step for e in entries],
-        "epoch": [_r(e.epoch) for e in entries],
+        "epoch": [rounded(e.epoch) for e in entries],
         "epoch_index": idx,
-        "loss": [_r(e.loss) for e in entries],
-        "smoothed_within_epoch": [_r(v) for v in smooth],
-        "lr": [_r(e.lr, 12) for e in entries] if log.has_lr else [],
+        "loss": [rounded(e.loss) for e in entries],
+        "smoothed_within_epoch": [rounded(v) for v in smooth],
+        "lr": [rounded(e.lr, 12) for e in entries] if log.has_lr else [],
         "boundary_steps": [b.step for b in boundaries],
         "eval_step": [e.step for e in log.evals],
-        "eval_loss": [_r(e.eval_loss) for e in log.evals],
+        "eval_loss": [rounded(e.eval_loss) for e in log.evals],
     }
     out["eval"] = eval_gap(log, entries, nw)
     return out
@@ -695,9 +696,9 @@ def _epoch_rows(by_epoch: dict[int, list[LogEntry]], nw: int) -> list[dict[str, 
                 "first_step": pts[0].step,
                 "last_step": pts[-1].step,
                 "points": len(pts),
-                "mean_loss": _r(sum(ls) / len(ls)),
-                "first_part_mean": _r(sum(ls[:nw]) / len(ls[:nw])),
-                "last_part_mean": _r(sum(ls[-nw:]) / len(ls[-nw:])),
+                "mean_loss": rounded(sum(ls) / len(ls)),
+                "first_part_mean": rounded(sum(ls[:nw]) / len(ls[:nw])),
+                "last_part_mean": rounded(sum(ls[-nw:]) / len(ls[-nw:])),
             }
         )
     return rows
@@ -751,10 +752,10 @@ def _event_drops(
                         {
                             "kind": kind,
                             "step": s,
-                            "drop": _r(res.drop),
-                            "excess_drop": _r(res.drop - res.trend_drop),
-                            "t": _r(res.fit.t, 3),
-                            "p_value": _p(p),
+                            "drop": rounded(res.drop),
+                            "excess_drop": rounded(res.drop - res.trend_drop),
+                            "t": rounded(res.fit.t, 3),
+                            "p_value": rounded_p(p),
                             "significant": significant,
                         }
                     )
@@ -777,10 +778,10 @@ def eval_gap(log: TrainingLog, entries: list[LogEntry], window: int) -> dict[str
         points.append(
             {
                 "step": ev.step,
-                "epoch": _r(ev.epoch),
-                "eval_loss": _r(ev.eval_loss),
-                "train_loss": _r(train),
-                "gap": _r(ev.eval_loss - train),
+                "epoch": rounded(ev.epoch),
+                "eval_loss": rounded(ev.eval_loss),
+                "train_loss": rounded(train),
+                "gap": rounded(ev.eval_loss - train),
             }
         )
     if not points:
@@ -794,7 +795,7 @@ def eval_gap(log: TrainingLog, entries: list[LogEntry], window: int) -> dict[str
         "points": points,
         "gap_first": points[0]["gap"],
         "gap_last": points[-1]["gap"],
-        "gap_growth": _r(growth),
+        "gap_growth": rounded(growth),
         "best_eval_step": points[best]["step"],
         "best_eval_epoch": points[best]["epoch"],
         "eval_rising_after_best": best < len(points) - 1 and evals[-1] > evals[best] * 1.01,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dedup_audit.errors import InputError
-from dedup_audit.memorization.losses import Issue, LossTable, join_keys
-from dedup_audit.memorization.membership import Membership
+from dedup_audit.training.losses import Issue, LossTable, join_keys
+from dedup_audit.training.membership import Membership
 
 SIZE_BUCKETS = ("singleton", "2", "3-4", "5+")
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dedup_audit.errors import ConfigError, InputError, MissingDependencyError, OutputError
-from dedup_audit.memorization.run_config import RunConfig
-from dedup_audit.memorization.sft_encoding import (
+from dedup_audit.records import Record, sample_key
+from dedup_audit.training.run_config import RunConfig
+from dedup_audit.training.sft_encoding import (
     IGNORE_INDEX,
     LLAMAFACTORY_DEFAULT_CUTOFF,
     TEMPLATES,
@@ -36,7 +37,6 @@ from dedup_audit.memorization.sft_encoding import (
     make_encoder,
     read_run_template,
 )
-from dedup_audit.records import Record, sample_key
 
 if TYPE_CHECKING:
     import torch
@@ -120,7 +120,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     try:
         from transformers import AutoTokenizer
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError("scoring needs transformers: pip install transformers") from e
+        raise MissingDependencyError(
+            "scoring needs transformers: pip install 'dedup-audit[train]'"
+        ) from e
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as e:
@@ -139,7 +141,8 @@ def load_model(target: ScoreTarget, base_model: str | Path | None, device: str) 
             from peft import PeftModel
         except ImportError as e:
             raise MissingDependencyError(
-                f"{target.path} holds a LoRA adapter; scoring it needs peft: pip install peft"
+                f"{target.path} holds a LoRA adapter; scoring it needs peft: "
+                "pip install 'dedup-audit[train]'"
             ) from e
         base = base_model
         if base is None:
@@ -274,7 +277,7 @@ def check_weights(targets: Sequence[ScoreTarget]) -> None:
 def read_run_shape(run: Path) -> dict[str, float] | None:
     """Steps, epochs and batch size of the run, from its trainer_state.json (top level, else the
     latest checkpoint's)."""
-    from dedup_audit.memorization.trainer_log import find_trainer_state
+    from dedup_audit.training.trainer_log import find_trainer_state
 
     path = find_trainer_state(run)
     if path is None:

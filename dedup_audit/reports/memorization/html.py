@@ -338,7 +338,7 @@ def _same_text(members: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def render_html(report: dict[str, Any]) -> str:
-    from dedup_audit.report.plots import render_plots
+    from dedup_audit.reports.memorization.plots import render_plots
 
     plots = render_plots(report)
     parts = [

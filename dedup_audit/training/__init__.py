@@ -1,7 +1,7 @@
-"""Memorization: the loss staircase in trainer logs, per-sample losses (scorer, recorder) and
+"""The training run, read for memorization: the loss staircase in trainer logs, per-sample losses (scorer, recorder) and
 their analysis against the scan's duplicate clusters.
 
-    from dedup_audit.memorization import read_log, detect_staircase, read_losses, analyze_samples
+    from dedup_audit.training import read_log, detect_staircase, read_losses, analyze_samples
     stair = detect_staircase(read_log("saves/run"))
     print(stair["verdict"], [(b["boundary"], b["ratio"]) for b in stair["boundaries"]])
 
@@ -10,17 +10,17 @@ Heavy modules (scorer, recorder: torch/transformers) are not imported here.
 
 from __future__ import annotations
 
-from dedup_audit.memorization.diagnosis import diagnose
-from dedup_audit.memorization.losses import LossRow, LossTable, read_losses
-from dedup_audit.memorization.membership import (
+from dedup_audit.training.diagnosis import diagnose
+from dedup_audit.training.losses import LossRow, LossTable, read_losses
+from dedup_audit.training.membership import (
     Membership,
     membership_from_dataset,
     membership_from_scan_report,
 )
-from dedup_audit.memorization.recommend import recommend
-from dedup_audit.memorization.samples import analyze_samples
-from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import (
+from dedup_audit.training.recommend import recommend
+from dedup_audit.training.samples import analyze_samples
+from dedup_audit.training.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.training.trainer_log import (
     TrainingLog,
     read_log,
     read_trainer_log,

@@ -17,37 +17,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dedup_audit.errors import InputError, OutputError
-from dedup_audit.memorization.diagnosis import (
+from dedup_audit.errors import InputError
+from dedup_audit.records import Cluster, Dataset
+from dedup_audit.training.diagnosis import (
     NOT_SUPPORTED,
     SUPPORTED,
     Hypothesis,
     diagnose,
     fmt,
 )
-from dedup_audit.memorization.losses import (
+from dedup_audit.training.losses import (
     LossTable,
     looks_like_losses,
     merge,
     read_key_list,
     read_losses,
 )
-from dedup_audit.memorization.membership import (
+from dedup_audit.training.membership import (
     Membership,
     membership_from_dataset,
     membership_from_scan_report,
 )
-from dedup_audit.memorization.recommend import Recommendation, recommend
-from dedup_audit.memorization.samples import analyze_samples
-from dedup_audit.memorization.staircase import StaircaseConfig, detect_staircase
-from dedup_audit.memorization.trainer_log import (
+from dedup_audit.training.recommend import Recommendation, recommend
+from dedup_audit.training.samples import analyze_samples
+from dedup_audit.training.staircase import StaircaseConfig, detect_staircase
+from dedup_audit.training.trainer_log import (
     LogNotFoundError,
     TrainingLog,
     checkpoint_dirs,
     read_log,
 )
-from dedup_audit.memorization.training_args import read_training_args, relevant_args
-from dedup_audit.records import Cluster, Dataset
+from dedup_audit.training.training_args import read_training_args, relevant_args
 from dedup_audit.writers import atomic_write_text
 
 SCHEMA = "dedup-audit/memorization"
@@ -103,18 +103,10 @@ def _scan_clusters(report: dict[str, Any], dataset: Dataset, path: str) -> list[
 
 
 def _load_scan_json(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "report.json"
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{p}: cannot read scan report ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: scan report is not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{p}: scan report must be a JSON object")
-    return data
+    """A saved scan's report.json, through the one reader of saved scans."""
+    from dedup_audit.reports.scan.saved import read
+
+    return read(path).report
 
 
 @dataclass
@@ -432,26 +424,39 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
-def write_report(
-    report: dict[str, Any], outdir: str | Path, *, force: bool = False
-) -> dict[str, Path]:
-    """Write report.json and report.html into outdir; refuse to overwrite without force."""
-    from dedup_audit.report.html import render_html
+REPORT_FILES = ("report.json", "report.html")
+
+
+def write_report_files(report: dict[str, Any], outdir: str | Path) -> dict[str, Path]:
+    """report.json and report.html into outdir, each written atomically (no checks: the
+    caller's OutputPlan has made them)."""
+    from dedup_audit.reports.memorization.html import render_html
 
     out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "html": out / "report.html"}
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder; choose another -o")
-    inputs = {
-        Path(v).resolve()
-        for k, v in report.get("inputs", {}).items()
-        if isinstance(v, str) and k != "data"
-    }
-    for p in paths.values():
-        if p.resolve() in inputs:
-            raise OutputError(f"{p}: is an input; choose another -o")
-        if p.exists() and not force:
-            raise OutputError(f"{p}: exists; pass --force to overwrite or choose another -o")
     atomic_write_text(paths["json"], dumps(report))
     atomic_write_text(paths["html"], render_html(report))
     return paths
+
+
+def write_report(
+    report: dict[str, Any], outdir: str | Path, *, force: bool = False
+) -> dict[str, Path]:
+    """Write report.json and report.html into outdir, checked like every command's outputs
+    (`writers.OutputPlan`: an existing report needs force, an input is never overwritten) and
+    replaced together."""
+    from dedup_audit.writers import OutputPlan
+
+    out = Path(outdir)
+    inputs = [
+        Path(v)
+        for k, v in report.get("inputs", {}).items()
+        if isinstance(v, str) and k != "data" and Path(v).exists()
+    ]
+    plan = OutputPlan(inputs, force)
+    plan.folder(out, "-o/--output", REPORT_FILES)
+    with plan:
+        plan.stage_folder(out, lambda tmp: write_report_files(report, tmp))
+        plan.commit()
+    return {"json": out / "report.json", "html": out / "report.html"}
