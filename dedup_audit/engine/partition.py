@@ -119,7 +119,7 @@ def parse_jsonl(data: bytes, where: str) -> list[dict[str, Any]]:
     """The rows of a slice of a JSON Lines file (blank lines skipped, as the readers do)."""
     lines = [line for line in data.split(b"\n") if line.strip()]
     try:
-        return json.loads(b"[" + b",".join(lines) + b"]")  # type: ignore[no-any-return]
+        return json.loads(b"[" + b",".join(lines) + b"]")
     except json.JSONDecodeError as err:
         raise ValueError(f"{where}: malformed JSON Lines ({err})") from None
 

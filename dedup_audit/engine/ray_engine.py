@@ -85,7 +85,7 @@ def import_ray() -> Any:
     """The ray module, or a clear error naming the extra that installs it."""
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise MissingDependencyError(
             f"--engine ray needs Ray Data, which is not installed: {INSTALL}"
@@ -127,7 +127,7 @@ class Store:
         from pyarrow import fs
 
         if "://" in self.root:
-            return fs.FileSystem.from_uri(self.root)  # type: ignore[no-any-return]
+            return fs.FileSystem.from_uri(self.root)
         return fs.LocalFileSystem(), os.path.abspath(self.root)
 
     def uri(self, stage: str) -> str:
