@@ -298,6 +298,8 @@ class RaySession:
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
         ctx = ray.data.DataContext.get_current()
+        # the hash shuffle (aggregator actors) measured 2-3x faster per stage than SHUFFLE_V2
+        ctx.shuffle_strategy = ray.data.context.ShuffleStrategy.HASH_SHUFFLE
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         return self
