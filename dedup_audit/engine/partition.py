@@ -303,26 +303,35 @@ def candidate_rows(candidates: pa.Table) -> pa.Table:
     )
 
 
-def _split(block: pa.Table) -> tuple[pa.Table, dict[int, int], pa.Table]:
-    """(payload rows, key -> payload position, candidate rows) of a join block."""
+def _split(block: pa.Table) -> tuple[pa.Table, npt.NDArray[np.int64], pa.Table]:
+    """(payload rows sorted by key, their keys, candidate rows) of a join block."""
     partner = _np(block["partner"], np.int64)
     payload = block.filter(pa.array(partner == -1))
-    cands = block.filter(pa.array(partner != -1))
-    where = {k: i for i, k in enumerate(_np(payload["key"], np.int64).tolist())}
-    return payload, where, cands
+    keys = _np(payload["key"], np.int64)
+    order = np.argsort(keys, kind="stable")
+    return payload.take(pa.array(order)), keys[order], block.filter(pa.array(partner != -1))
+
+
+def _find(keys: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Positions of `wanted` in the sorted `keys` (every wanted key is there: a candidate's
+    records are representatives with shingles, and their payload rows share its partition)."""
+    at = np.searchsorted(keys, wanted)
+    if len(wanted) and (at.max() >= len(keys) or not np.array_equal(keys[at], wanted)):
+        raise ValueError("a candidate's record has no sketch in its partition")
+    return at.astype(np.int64)
 
 
 def attach_block(block: pa.Table) -> pa.Table:
     """[candidates and payload rows, all rows of a key together, keyed by lo] -> each distinct
     candidate keyed by hi (partner = lo) and carrying lo's payload."""
-    payload, where, cands = _split(block)
+    payload, keys, cands = _split(block)
     lo = _np(cands["key"], np.int64)
     hi = _np(cands["partner"], np.int64)
     if len(lo):
         code = np.stack([lo, hi], axis=1)
         code = np.unique(code, axis=0)
         lo, hi = code[:, 0], code[:, 1]
-    at = np.asarray([where[k] for k in lo.tolist()], np.int64)
+    at = _find(keys, lo)
     taken = payload.take(pa.array(at)) if len(at) else payload.slice(0, 0)
     return pa.table(
         {
@@ -339,12 +348,12 @@ def attach_block(block: pa.Table) -> pa.Table:
 def verify_block(block: pa.Table, floor: float) -> pa.Table:
     """[attached candidates and payload rows, keyed by hi] -> (a, b, score, estimate) for every
     candidate whose exact Jaccard of shingle sets is >= floor (as `lexical.verify`)."""
-    payload, where, cands = _split(block)
+    payload, keys, cands = _split(block)
     if not len(cands):
         return PAIRS.empty_table()
     hi = _np(cands["key"], np.int64)
     lo = _np(cands["partner"], np.int64)
-    at = np.asarray([where[k] for k in hi.tolist()], np.int64)
+    at = _find(keys, hi)
     other = payload.take(pa.array(at))
     sx, ox = _list_values(cands["shingles"], np.uint64)
     sy, oy = _list_values(other["shingles"], np.uint64)

@@ -62,8 +62,16 @@ BAND_SHUFFLE_ROWS = 20_000_000
 """(band, key, row) rows per band shuffle: a group of bands is as many as fit (all 18 bands of
 the default banding for up to ~370k records per view; 1M records x 3 views take 3 shuffles)."""
 
-SHUFFLE_ROWS = 250_000
-"""Rows per shuffle partition (a partition of sketches is ~100 MB at this size)."""
+PARTITION_BYTES = 128 * 2**20
+"""Target size of one shuffle partition. Ray's key repartition never splits a partition into
+several blocks (`disallow_block_splitting`), so a whole-block map sees every row of its keys;
+this only bounds a block's memory."""
+
+SKETCH_BYTES = 2_400
+"""About one sketch row (128 slots, 18 band keys, ~150 shingles, list overhead)."""
+
+BAND_BYTES = 24
+"""One (view, band, key, row) row."""
 
 CONNECT_TIMEOUT_S = 15.0
 SCHEME = "dedup-audit/ray-v1"
@@ -315,8 +323,9 @@ class RaySession:
     def _cpus(self) -> int:
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
 
-    def _blocks(self, rows: int) -> int:
-        return max(self._cpus(), math.ceil(rows / SHUFFLE_ROWS))
+    def _blocks(self, rows: int, row_bytes: int = SKETCH_BYTES) -> int:
+        """Partitions for a shuffle of `rows` rows: every CPU busy, none past the target."""
+        return max(self._cpus(), math.ceil(rows * row_bytes / PARTITION_BYTES))
 
     def _stage(self, name: str, build: Any) -> None:
         """Run a stage unless its checkpoint is there; write it, then mark it finished."""
@@ -486,7 +495,9 @@ class RaySession:
                     .map_batches(
                         part.band_views, batch_format="pyarrow", fn_kwargs={"bands": group}
                     )
-                    .repartition(self._blocks(rows * len(group)), keys=["view", "band", "key"])
+                    .repartition(
+                        self._blocks(rows * len(group), BAND_BYTES), keys=["view", "band", "key"]
+                    )
                     .map_batches(part.bucket_views, batch_size=None, batch_format="pyarrow")
                 ),
             )
@@ -579,7 +590,7 @@ class RaySession:
         self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], n: int
     ) -> npt.NDArray[np.int64]:
         ray = self.ray
-        blocks = self._blocks(len(a))
+        blocks = self._blocks(len(a), BAND_BYTES)
         step = max(1, math.ceil(len(a) / blocks))
         edges = ray.data.from_arrow(
             [cc._table(a[i : i + step], b[i : i + step]) for i in range(0, len(a), step)]
