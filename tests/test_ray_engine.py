@@ -156,21 +156,27 @@ def test_large_star_small_star_labels_equal_scipy() -> None:
 # --- Ray ------------------------------------------------------------------------------------
 
 
-def test_clean_with_ray_writes_the_local_engines_outputs(
+def test_clean_with_ray_from_a_uri_writes_the_local_engines_outputs(
     ray_cluster: Any, corpus: Path, tmp_path: Path
 ) -> None:
+    """The ray run reads DATA as a URI (file://, the way s3:// and gs:// objects are read):
+    the workers read byte ranges of the object, the driver a copy in --work-dir."""
     runner = CliRunner()
     outs = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine / "clean.jsonl"
+        data = corpus.as_uri() if engine == "ray" else str(corpus)
+        more = ["--work-dir", str(tmp_path / "work")] if engine == "ray" else []
         res = runner.invoke(
             main,
-            ["clean", str(corpus), "-o", str(out), "--engine", engine, "-q"],
+            ["clean", data, "-o", str(out), "--engine", engine, "-q", *more],
             catch_exceptions=False,
         )
         assert res.exit_code == 0, res.output
         outs[engine] = (out.read_bytes(), Path(f"{out}.removed.jsonl").read_bytes())
     assert outs["ray"] == outs["local"]
+    (copy,) = (tmp_path / "work").glob("remote-*/corpus.jsonl")
+    assert copy.read_bytes() == corpus.read_bytes()
     removed = outs["ray"][1].decode().splitlines()
     assert len(removed) > 100  # planted copies and the dataset's own duplicates
 

@@ -334,11 +334,9 @@ def _work_dir(path: Path | None) -> str | None:
     """--work-dir as given; an object-storage URI survives click's Path (s3:/b -> s3://b)."""
     if path is None:
         return None
-    text = str(path)
-    for scheme in ("s3:/", "gs:/", "gcs:/", "hdfs:/", "abfs:/"):
-        if text.startswith(scheme) and not text.startswith(scheme + "/"):
-            return scheme + "/" + text[len(scheme) :]
-    return text
+    from dedup_audit.engine.remote import uri_of
+
+    return uri_of(path) or str(path)
 
 
 def _local_dir(path: str | None) -> str | None:
@@ -389,9 +387,14 @@ def load_input(kw: dict[str, Any]) -> Any:
         raise ConfigError("give either DATA or --dataset-info/--dataset, not both")
     if info is not None and not name:
         raise ConfigError("--dataset-info needs --dataset NAME (an entry of that file)")
+    from dedup_audit.engine.remote import fetch, uri_of
+
+    remote = uri_of(data)
+    if remote is not None:  # object storage: the workers read it, the driver a local copy
+        data = fetch(remote, _local_dir(_work_dir(kw.get("work_dir"))))
     if data is not None and not data.exists():
         raise ConfigError(f"{data}: no such file or folder")
-    return load_dataset(
+    dataset = load_dataset(
         data if data is not None else info,
         format=kw["fmt"],
         dataset_info=info,
@@ -400,7 +403,11 @@ def load_input(kw: dict[str, Any]) -> Any:
         columns=parse_columns(kw["columns"]) or None,
         progress=not kw.get("quiet", False),
         work_dir=_local_dir(_work_dir(kw.get("work_dir"))),
+        lazy=True if remote is not None else None,
     )
+    if remote is not None:
+        dataset.writer_hints["source_uri"] = remote
+    return dataset
 
 
 def load_references(kw: dict[str, Any]) -> dict[str, Any]:

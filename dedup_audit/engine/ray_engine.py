@@ -222,9 +222,12 @@ class Chunk:
     end: int  # jsonl: byte end; parquet: row group after the last
 
 
-def plan_chunks(records: Sequence[Any]) -> tuple[list[Chunk], Any] | None:
+def plan_chunks(
+    records: Sequence[Any], source_uri: str | None = None
+) -> tuple[list[Chunk], Any] | None:
     """Read tasks over the file behind lazily read records (and their format spec), or None
-    when the records are in memory (the driver then writes the texts itself)."""
+    when the records are in memory (the driver then writes the texts itself). `source_uri`:
+    the object the records' local file was copied from (the workers read that instead)."""
     from dedup_audit.readers.lazy import JsonlSource, LazyRecords, ParquetSource
 
     if not isinstance(records, LazyRecords):
@@ -232,13 +235,13 @@ def plan_chunks(records: Sequence[Any]) -> tuple[list[Chunk], Any] | None:
     src = records.source
     chunks: list[Chunk] = []
     if isinstance(src, JsonlSource):
-        path = str(Path(src._read).resolve())
+        path = source_uri or str(Path(src._read).resolve())
         for lo in range(0, src.n, CHUNK_ROWS):
             hi = min(lo + CHUNK_ROWS, src.n)
             chunks.append(Chunk(path, "jsonl", lo, int(src._starts[lo]), int(src._ends[hi - 1])))
         return chunks, records.spec
     if isinstance(src, ParquetSource):
-        path = str(Path(src.path).resolve())
+        path = source_uri or str(Path(src.path).resolve())
         bounds = src._bounds.tolist()
         for g in range(len(bounds) - 1):
             chunks.append(Chunk(path, "parquet", int(bounds[g]), g, g + 1))
@@ -393,7 +396,7 @@ class RaySession:
         """The same results as `local.scan_lexical`, computed by Ray Data stages."""
         records = dataset.records
         n = len(records)
-        planned = plan_chunks(records)
+        planned = plan_chunks(records, dataset.writer_hints.get("source_uri"))
         identity = [_file_identity(p) for p in dataset.paths]
         key = {
             "scheme": SCHEME,
