@@ -286,6 +286,7 @@ class RaySession:
         self.ran: list[str] = []
         self.resumed: list[str] = []
         self.seconds: dict[str, float] = {}  # per stage that ran
+        self._bar: Any = None  # one tick per stage, finished or resumed
 
     def __enter__(self) -> RaySession:
         import logging
@@ -333,6 +334,8 @@ class RaySession:
     def _stage(self, name: str, build: Any) -> None:
         """Run a stage unless its checkpoint is there; write it, then mark it finished."""
         assert self.store is not None
+        if self._bar is not None:
+            self._bar.update(1)
         if self.store.done(name):
             self.resumed.append(name)
             return
@@ -394,6 +397,29 @@ class RaySession:
         progress: bool = False,
     ) -> dict[str, LexicalResult]:
         """The same results as `local.scan_lexical`, computed by Ray Data stages."""
+        if progress:
+            from dedup_audit.progress import stage_bar
+
+            self._bar = stage_bar(total=None, desc="ray stages", unit="stage")
+        try:
+            return self._scan(
+                dataset, views, normalize_cfg, minhash, exact, near, skip_first_turn_if_prompt
+            )
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def _scan(
+        self,
+        dataset: Dataset,
+        views: Sequence[str],
+        normalize_cfg: NormalizeConfig,
+        minhash: MinHashConfig,
+        exact: bool,
+        near: bool,
+        skip_first_turn_if_prompt: bool,
+    ) -> dict[str, LexicalResult]:
         records = dataset.records
         n = len(records)
         planned = plan_chunks(records, dataset.writer_hints.get("source_uri"))
