@@ -309,6 +309,8 @@ class RaySession:
 
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # our own bar counts stages; Ray's notice that its bars are off is noise
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         # the hash shuffle (aggregator actors) measured 2-3x faster per stage than SHUFFLE_V2
         ctx.shuffle_strategy = ray.data.context.ShuffleStrategy.HASH_SHUFFLE
