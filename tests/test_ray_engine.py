@@ -192,6 +192,42 @@ def test_workers_read_jsonl_with_the_same_result(
     _same(local_result, scan(lazy, engine=EngineConfig(kind="ray")))
 
 
+def test_bad_input_found_by_a_worker_is_raised_as_itself(
+    ray_cluster: Any, corpus: Path, tmp_path: Path
+) -> None:
+    """A worker reading a truncated line raises InputError naming the file and row; the stage
+    unwraps Ray's task error and raises that, not an internal error."""
+    from dedup_audit.engine.ray_engine import Chunk, RaySession, Store, read_chunk
+    from dedup_audit.errors import InputError
+    from dedup_audit.formats.detect import detect_spec
+
+    lines = corpus.read_text().splitlines()
+    lines[3] = lines[3][:-5]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines[:10]) + "\n")
+    spec = detect_spec([json.loads(x) for x in lines[:3]], "bad", "auto")
+    chunk = Chunk(bad.as_uri(), "jsonl", 0, 0, bad.stat().st_size)
+    with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON"):
+        read_chunk(vars(chunk), spec, ["full"], ScanConfig().normalize)
+    with RaySession(EngineConfig(kind="ray")) as session:
+        session.store = Store(str(tmp_path / "work"))
+        ds = ray_cluster.data.from_items([vars(chunk)]).map_batches(
+            ray_engine_read_batch(),
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_kwargs={"spec": spec, "views": ["full"], "normalize_cfg": ScanConfig().normalize},
+        )
+        with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON"):
+            session._stage("texts", lambda: ds)
+    assert not session.store.done("texts")
+
+
+def ray_engine_read_batch() -> Any:
+    from dedup_audit.engine.ray_engine import _read_batch
+
+    return _read_batch
+
+
 def test_parquet_row_groups_and_distributed_components(
     ray_cluster: Any, corpus: Path, tmp_path: Path
 ) -> None:

@@ -115,13 +115,30 @@ def samples_texts(
     return pa.table(cols)
 
 
-def parse_jsonl(data: bytes, where: str) -> list[dict[str, Any]]:
-    """The rows of a slice of a JSON Lines file (blank lines skipped, as the readers do)."""
+def parse_jsonl(data: bytes, where: str, first_row: int = 0) -> list[dict[str, Any]]:
+    """The rows of a slice of a JSON Lines file (blank lines skipped, as the readers do); a
+    bad line is an InputError naming the file and the record's row (1-based, as reports)."""
+    from dedup_audit.errors import InputError
+
     lines = [line for line in data.split(b"\n") if line.strip()]
     try:
-        return json.loads(b"[" + b",".join(lines) + b"]")
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: malformed JSON Lines ({err})") from None
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+    except json.JSONDecodeError:
+        rows = None
+    if rows is None or len(rows) != len(lines):
+        rows = []
+        for k, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(
+                    f"{where}: row {first_row + k + 1} is not valid JSON ({err.msg}); fix or "
+                    "drop that line"
+                ) from None
+    for k, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: row {first_row + k + 1} is not a JSON object")
+    return rows
 
 
 # --- sketching and exact groups ------------------------------------------------------------

@@ -262,7 +262,7 @@ def read_chunk(
     with filesystem.open_input_file(where) as fh:
         if chunk["kind"] == "jsonl":
             data = fh.read_at(chunk["end"] - chunk["start"], chunk["start"])
-            rows = part.parse_jsonl(data, path)
+            rows = part.parse_jsonl(data, path, chunk["first_row"])
         else:
             import pyarrow.parquet as pq
 
@@ -346,7 +346,12 @@ class RaySession:
         try:
             ds = build()
             ds.write_parquet(self.store.uri(name))
-        except self.ray.exceptions.RayError as err:
+        except Exception as err:
+            cause = _user_error(err)
+            if cause is not None:  # bad input found by a worker: its own message
+                raise cause from None
+            if not isinstance(err, self.ray.exceptions.RayError) and not _from_ray_data(err):
+                raise
             raise RayStageError(
                 f"Ray stage {name} failed after retries ({type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''}); finished stages are kept in "
@@ -658,6 +663,35 @@ class RaySession:
 def _read_batch(batch: pa.Table, spec: Any, views: Sequence[str], normalize_cfg: Any) -> pa.Table:
     tables = [read_chunk(c, spec, views, normalize_cfg) for c in batch.to_pylist()]
     return pa.concat_tables(tables)
+
+
+def _user_error(err: BaseException) -> DedupAuditError | None:
+    """The dedup-audit error (bad input, say) a worker raised, rebuilt on the driver. Ray Data
+    wraps a task's exception as RayTaskError(UserCodeException) whose text ends with the
+    worker's traceback (`dedup_audit.errors.InputError: MESSAGE`); the exception object itself
+    does not travel, so its class and message are read from that text."""
+    import re
+
+    from dedup_audit import errors
+
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, DedupAuditError):
+            return cur
+        found = re.findall(r"^dedup_audit\.errors\.(\w+): (.+)$", str(cur), flags=re.M)
+        if found:
+            name, message = found[-1]
+            cls = getattr(errors, name, None)
+            if isinstance(cls, type) and issubclass(cls, DedupAuditError):
+                return cls(message)
+        cur = getattr(cur, "cause", None) or cur.__cause__
+    return None
+
+
+def _from_ray_data(err: BaseException) -> bool:
+    return type(err).__module__.startswith("ray.")
 
 
 def _of_view(table: pa.Table, k: int) -> pa.Table:
