@@ -165,6 +165,19 @@ class Store:
         with filesystem.open_output_stream(f"{base}/{stage}/_SUCCESS") as out:
             out.write(json.dumps({"finished": time.time()}).encode())
 
+    def log(self, stage: str, seconds: float) -> None:
+        """Append a finished stage and its wall seconds to the root's stages.jsonl."""
+        filesystem, base = self.fs()
+        path = f"{base}/stages.jsonl"
+        try:
+            with filesystem.open_input_stream(path) as fh:
+                old = fh.read()
+        except (FileNotFoundError, OSError):
+            old = b""
+        line = json.dumps({"stage": stage, "seconds": round(seconds, 2)}) + "\n"
+        with filesystem.open_output_stream(path) as out:
+            out.write(old + line.encode())
+
     def count(self, stage: str) -> int:
         import pyarrow.parquet as pq
 
@@ -360,6 +373,7 @@ class RaySession:
         self.store.mark(name)
         self.ran.append(name)
         self.seconds[name] = time.perf_counter() - began
+        self.store.log(name, self.seconds[name])
         if os.environ.get(FAIL_AFTER_ENV) == name:
             raise RayStageError(f"stopped after stage {name} ({FAIL_AFTER_ENV} is set)")
 
