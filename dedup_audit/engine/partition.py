@@ -11,9 +11,10 @@ The steps, per view (the same as `lexical.lexical_from_sketch` does in one proce
 
     view_texts       raw rows -> (row, normalised text per view)
     sketch_block     (row, text) -> (row, h0, h1, count, keys, sig, shingles)
-    exact_block      [whole hash groups] -> (row, rep, payload of representatives)
-    band_rows        representatives -> (band, key, row) for a group of bands
-    bucket_block     [whole buckets] -> candidate (lo, hi), the local engine's bucket rule
+    exact_block      [whole hash groups] -> (row, rep): each record's representative
+    band_rows        sketches -> (band, key, row, h0, h1) for a group of bands
+    bucket_block     [whole buckets] -> representatives -> candidate (lo, hi), the local
+                     engine's bucket rule
     attach_block     [candidates + payload, by lo] -> candidates keyed by hi carrying lo's payload
     verify_block     [those + payload, by hi] -> (a, b, score, estimate) >= the score floor
 """
@@ -186,37 +187,14 @@ def sketch_block(texts: pa.Table, view: str, params: SketchParams) -> pa.Table:
 
 
 def exact_block(block: pa.Table) -> pa.Table:
-    """[whole groups of equal (h0, h1)] -> (row, rep, is_payload, count, keys, sig, shingles):
-    every record with its group's representative (its smallest row, as the local engine picks
-    the group's first member); the representative's row keeps its sketch, the others' are
-    dropped (identical texts need no signature of their own)."""
+    """[whole groups of equal (h0, h1)] -> (row, rep): every record with its group's
+    representative, its smallest row (the local engine's first member of the group). Only the
+    hashes travel: sketches stay where they are (see `bucket_block`)."""
     rows = _np(block["row"], np.int64)
     hashes = np.stack([_np(block["h0"], np.uint64), _np(block["h1"], np.uint64)], axis=1)
     recs, starts = group_by_hash(hashes, rows)  # members ascending by row
     reps = np.repeat(recs[starts[:-1]], np.diff(starts))
-    by_row = np.argsort(rows, kind="stable")
-    pos = by_row[np.searchsorted(rows[by_row], recs)]  # each rec's position in the block
-    rep_of = np.empty(len(rows), np.int64)
-    rep_of[pos] = reps
-    is_rep = rep_of == rows
-    mask = pa.array(~is_rep)
-    null = pa.nulls(len(rows))
-    return pa.table(
-        {
-            "row": pa.array(rows),
-            "rep": pa.array(rep_of),
-            "count": block["count"],
-            "keys": _null_where(block["keys"], mask, null),
-            "sig": _null_where(block["sig"], mask, null),
-            "shingles": _null_where(block["shingles"], mask, null),
-        }
-    )
-
-
-def _null_where(col: Any, mask: pa.Array, null: pa.Array) -> Any:
-    import pyarrow.compute as pc
-
-    return pc.if_else(mask, null.cast(col.type), col)
+    return pa.table({"row": pa.array(recs, pa.int64()), "rep": pa.array(reps, pa.int64())})
 
 
 def exact_pairs(exact: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -232,27 +210,21 @@ def exact_pairs(exact: pa.Table) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.
 # --- banding -------------------------------------------------------------------------------
 
 
-def band_rows(exact: pa.Table, bands: range) -> pa.Table:
-    """Representatives with at least one shingle -> (band, key, row) for the given bands."""
-    is_rep = _np(exact["row"], np.int64) == _np(exact["rep"], np.int64)
-    ok = is_rep & (_np(exact["count"], np.int64) > 0)
-    rows = _np(exact["row"], np.int64)[ok]
-    if not len(rows):
-        return pa.table(
-            {
-                "band": pa.array([], pa.int32()),
-                "key": pa.array([], pa.uint64()),
-                "row": pa.array([], pa.int64()),
-            }
-        )
-    keys_flat, _ = _list_values(exact["keys"].filter(pa.array(ok)), np.uint64)
-    keys = keys_flat.reshape(len(rows), -1)
+def band_rows(sketches: pa.Table, bands: range) -> pa.Table:
+    """Sketches with at least one shingle -> (band, key, row, h0, h1) for the given bands."""
+    ok = _np(sketches["count"], np.int64) > 0
+    rows = _np(sketches["row"], np.int64)[ok]
     picked = list(bands)
+    keys_flat, _ = _list_values(sketches["keys"].filter(pa.array(ok)), np.uint64)
+    keys = keys_flat.reshape(len(rows), -1) if len(rows) else np.empty((0, 1), np.uint64)
+    times = len(picked)
     return pa.table(
         {
-            "band": pa.array(np.repeat(np.asarray(picked, np.int32), len(rows))),
-            "key": pa.array(keys[:, picked].T.reshape(-1)),
-            "row": pa.array(np.tile(rows, len(picked))),
+            "band": pa.array(np.repeat(np.asarray(picked, np.int32), len(rows)), pa.int32()),
+            "key": pa.array(keys[:, picked].T.reshape(-1) if len(rows) else [], pa.uint64()),
+            "row": pa.array(np.tile(rows, times), pa.int64()),
+            "h0": pa.array(np.tile(_np(sketches["h0"], np.uint64)[ok], times), pa.uint64()),
+            "h1": pa.array(np.tile(_np(sketches["h1"], np.uint64)[ok], times), pa.uint64()),
         }
     )
 
@@ -260,18 +232,27 @@ def band_rows(exact: pa.Table, bands: range) -> pa.Table:
 def bucket_block(block: pa.Table) -> pa.Table:
     """[whole buckets of equal (band, key)] -> candidate pairs (lo < hi, record indices) by the
     local engine's rule (`bands.band_pairs`: every pair up to DENSE_BUCKET members, a star from
-    the smallest row plus a chain above), and one DENSE_MARK row counting dense buckets."""
+    the smallest row plus a chain above), and one DENSE_MARK row counting dense buckets.
+
+    Each bucket is first linked to representatives: identical texts (equal h0, h1) share every
+    band key, so a bucket holding a copy also holds the group's smallest row, and keeping only
+    that row per text leaves exactly the representatives the local engine bands."""
     band = _np(block["band"], np.int32)
     key = _np(block["key"], np.uint64)
     rows = _np(block["row"], np.int64)
+    h0, h1 = _np(block["h0"], np.uint64), _np(block["h1"], np.uint64)
     los: list[npt.NDArray[np.int64]] = []
     his: list[npt.NDArray[np.int64]] = []
     dense = 0
     for b in np.unique(band).tolist():
-        sel = band == b
-        r, k = rows[sel], key[sel]
-        order = np.argsort(r, kind="stable")  # positions ascending in row, as in one process
-        r, k = r[order], k[order]
+        sel = np.flatnonzero(band == b)
+        order = sel[np.lexsort((rows[sel], h1[sel], h0[sel]))]
+        first = np.concatenate(
+            ([True], (h0[order][1:] != h0[order][:-1]) | (h1[order][1:] != h1[order][:-1]))
+        )
+        reps = order[first]
+        reps = reps[np.argsort(rows[reps], kind="stable")]  # ascending rows, as in one process
+        r, k = rows[reps], key[reps]
         codes, d = band_pairs(k)
         dense += d
         n = max(len(r), 1)
@@ -285,19 +266,19 @@ def bucket_block(block: pa.Table) -> pa.Table:
 # --- verification --------------------------------------------------------------------------
 
 
-def payload_rows(exact: pa.Table) -> pa.Table:
-    """Representatives with at least one shingle, as payload rows keyed by their record."""
-    rows = _np(exact["row"], np.int64)
-    ok = (rows == _np(exact["rep"], np.int64)) & (_np(exact["count"], np.int64) > 0)
+def payload_rows(sketches: pa.Table) -> pa.Table:
+    """Sketches with at least one shingle, as payload rows keyed by their record (copies of a
+    text come along; no candidate names them, so no join looks them up)."""
+    ok = _np(sketches["count"], np.int64) > 0
     mask = pa.array(ok)
     n = int(ok.sum())
     return pa.table(
         {
-            "key": pa.array(rows[ok]),
+            "key": pa.array(_np(sketches["row"], np.int64)[ok]),
             "partner": pa.array(np.full(n, -1, np.int64)),
-            "count": exact["count"].filter(mask),
-            "sig": exact["sig"].filter(mask),
-            "shingles": exact["shingles"].filter(mask),
+            "count": sketches["count"].filter(mask),
+            "sig": sketches["sig"].filter(mask),
+            "shingles": sketches["shingles"].filter(mask),
         },
         schema=PAYLOAD,
     )

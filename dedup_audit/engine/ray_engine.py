@@ -6,12 +6,16 @@ after the last finished stage):
 
     texts      records -> normalised view texts (read in the workers for JSON Lines and Parquet
                files read lazily; written by the driver for small, eagerly loaded inputs)
-    V.sketch   per view V: exact hash, shingles, MinHash signature, band keys (map)
-    V.exact    one hash shuffle on the exact hash: each record linked to its group's
-               representative, the representatives keep their sketches
-    V.bandsG   per group of bands: one hash shuffle on (band, key), each bucket's candidates
-    V.attached one shuffle on lo: distinct candidates carrying lo's sketch
-    V.near     one shuffle on hi: exact Jaccard of every candidate, >= the score floor
+    sketch     exact hash, shingles, MinHash signature, band keys of every view (a map)
+    exact      one hash shuffle of (view, row, hash) only: each record linked to its group's
+               representative (the exact pairs)
+    bandsG     per group of bands: one hash shuffle on (view, band, key); each bucket keeps
+               one representative per text and proposes the local engine's candidates
+    attached   one shuffle on lo: distinct candidates carrying lo's sketch
+    near       one shuffle on hi: exact Jaccard of every candidate, >= the score floor
+
+Every view goes through the same stages (rows carry a `view` column), so a run has six to
+eight stages whatever the number of views.
 
 The driver then reads the pairs (and each record's exact hash) back; connected components run
 on the driver with scipy up to `EngineConfig.driver_edges` edges and as distributed
@@ -70,8 +74,8 @@ this only bounds a block's memory."""
 SKETCH_BYTES = 2_400
 """About one sketch row (128 slots, 18 band keys, ~150 shingles, list overhead)."""
 
-BAND_BYTES = 24
-"""One (view, band, key, row) row."""
+BAND_BYTES = 40
+"""One (view, band, key, row, h0, h1) row (also about an exact-stage row)."""
 
 CONNECT_TIMEOUT_S = 15.0
 SCHEME = "dedup-audit/ray-v1"
@@ -528,8 +532,8 @@ class RaySession:
         self._stage(
             "exact",
             lambda: (
-                self._read("sketch")
-                .repartition(blocks, keys=["view", "h0"])
+                self._read("sketch", columns=["row", "h0", "h1", "view"])
+                .repartition(self._blocks(rows, BAND_BYTES), keys=["view", "h0"])
                 .map_batches(part.exact_views, batch_size=None, batch_format="pyarrow")
             ),
         )
@@ -541,7 +545,7 @@ class RaySession:
             self._stage(
                 name,
                 lambda group=group: (
-                    self._read("exact", columns=["row", "rep", "count", "keys", "view"])
+                    self._read("sketch", columns=["row", "count", "keys", "h0", "h1", "view"])
                     .map_batches(
                         part.band_views, batch_format="pyarrow", fn_kwargs={"bands": group}
                     )
@@ -553,7 +557,9 @@ class RaySession:
             )
 
         def payload() -> Any:
-            return self._read("exact").map_batches(part.payload_views, batch_format="pyarrow")
+            return self._read(
+                "sketch", columns=["row", "count", "sig", "shingles", "view"]
+            ).map_batches(part.payload_views, batch_format="pyarrow")
 
         if near:
             self._stage(
