@@ -103,9 +103,41 @@ def _same(a: ScanResult, b: ScanResult) -> None:
 # --- the per-partition functions, in one process -------------------------------------------
 
 
+def _by_partitions(texts: pa.Table) -> dict[str, Any]:
+    """The stages run by hand on a few uneven partitions, split by the shuffle keys."""
+    from dedup_audit.config import MinHashConfig
+
+    params = sketch_params("word", MinHashConfig())
+
+    def shuffle(table: pa.Table, key: str, parts: int = 3) -> list[pa.Table]:
+        h = np.asarray(table[key]).astype(np.uint64) % np.uint64(parts)
+        return [table.filter(pa.array(h == k)) for k in range(parts)]
+
+    n = texts.num_rows
+    sk = pa.concat_tables(
+        [part.sketch_block(texts.slice(lo, 500), "full", params) for lo in range(0, n, 500)]
+    )
+    exact = pa.concat_tables([part.exact_block(b) for b in shuffle(sk, "h0")])
+    banded = part.band_rows(sk, range(params.bands))
+    buckets = pa.concat_tables([part.bucket_block(b) for b in shuffle(banded, "key")])
+    joined = pa.concat_tables([part.payload_rows(sk), part.candidate_rows(buckets)])
+    attached = pa.concat_tables([part.attach_block(b) for b in shuffle(joined, "key", 2)])
+    both = pa.concat_tables([attached, part.payload_rows(sk)])
+    pairs = pa.concat_tables([part.verify_block(b, 0.7) for b in shuffle(both, "key", 4)])
+    order = np.lexsort((np.asarray(pairs["b"]), np.asarray(pairs["a"])))
+    marks = np.asarray(buckets["lo"]) == part.DENSE_MARK
+    return {
+        "exact": part.exact_pairs(exact),
+        "candidates": attached.num_rows,
+        "dense": int(np.asarray(buckets["hi"])[marks].sum()),
+        "near": tuple(np.asarray(pairs[c])[order] for c in ("a", "b", "score", "estimate")),
+    }
+
+
 def test_partition_functions_reproduce_the_local_engine() -> None:
-    """The stages run by hand on a few uneven partitions (split by the shuffle keys) give the
-    local engine's exact pairs, candidates and verified pairs."""
+    """Exact pairs, candidates, dense buckets and verified pairs equal the local engine's, on
+    the corpus and on templated rows (one long real answer plus a row number: buckets of 300
+    members, past DENSE_BUCKET, linked as star + chain)."""
     from dedup_audit.config import MinHashConfig, NormalizeConfig
     from dedup_audit.formats import build_sample
     from dedup_audit.formats.detect import detect_spec
@@ -113,33 +145,22 @@ def test_partition_functions_reproduce_the_local_engine() -> None:
     rows = _rows()
     spec = detect_spec(rows, "corpus", "auto")
     samples = [build_sample(r, spec, "corpus") for r in rows]
-    texts = part.samples_texts(samples, 0, ["full"], NormalizeConfig())
-    cfg = MinHashConfig()
-    params = sketch_params("word", cfg)
-    local = find_lexical(texts["full"].to_pylist(), "full", cfg)
-
-    def shuffle(table: pa.Table, key: str, parts: int = 3) -> list[pa.Table]:
-        h = np.asarray(table[key]).astype(np.uint64) % np.uint64(parts)
-        return [table.filter(pa.array(h == k)) for k in range(parts)]
-
-    sk = pa.concat_tables(
-        [part.sketch_block(texts.slice(lo, 500), "full", params) for lo in range(0, 1460, 500)]
-    )
-    exact = pa.concat_tables([part.exact_block(b) for b in shuffle(sk, "h0")])
-    a, b = part.exact_pairs(exact)
-    assert np.array_equal(a, local.exact_pairs.a) and np.array_equal(b, local.exact_pairs.b)
-    banded = part.band_rows(sk, range(params.bands))
-    buckets = pa.concat_tables([part.bucket_block(b) for b in shuffle(banded, "key")])
-    joined = pa.concat_tables([part.payload_rows(sk), part.candidate_rows(buckets)])
-    attached = pa.concat_tables([part.attach_block(b) for b in shuffle(joined, "key", 2)])
-    assert attached.num_rows == local.candidates
-    both = pa.concat_tables([attached, part.payload_rows(sk)])
-    pairs = pa.concat_tables([part.verify_block(b, 0.7) for b in shuffle(both, "key", 4)])
-    order = np.lexsort((np.asarray(pairs["b"]), np.asarray(pairs["a"])))
-    assert np.array_equal(np.asarray(pairs["a"])[order], local.near_pairs.a)
-    assert np.array_equal(np.asarray(pairs["b"])[order], local.near_pairs.b)
-    assert np.array_equal(np.asarray(pairs["score"])[order], local.near_pairs.score)
-    assert len(local.near_pairs) > 50  # the planted copies are there to be found
+    long = max((r["output"] for r in rows), key=len)
+    templated = [f"{long} row {k} of {k % 7}" for k in range(300)] + [long, long]
+    for texts in (
+        part.samples_texts(samples, 0, ["full"], NormalizeConfig()),
+        pa.table({"row": np.arange(len(templated)), "full": templated}),
+    ):
+        local = find_lexical(texts["full"].to_pylist(), "full", MinHashConfig())
+        got = _by_partitions(texts)
+        assert np.array_equal(got["exact"][0], local.exact_pairs.a)
+        assert np.array_equal(got["exact"][1], local.exact_pairs.b)
+        assert (got["candidates"], got["dense"]) == (local.candidates, local.dense_buckets)
+        p = local.near_pairs
+        for mine, theirs in zip(got["near"], (p.a, p.b, p.score, p.estimate), strict=True):
+            assert np.array_equal(mine, theirs)
+        assert len(p) > 50  # the planted copies and the templated rows are found
+    assert local.dense_buckets > 0
 
 
 def test_large_star_small_star_labels_equal_scipy() -> None:
