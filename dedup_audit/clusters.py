@@ -101,14 +101,16 @@ def build_clusters(
     responses: Any,
     first_id: int = 0,
     kind: str | None = None,
+    labels_of: Callable[[Any, Any, int], Any] | None = None,
 ) -> list[Cluster]:
     """Clusters of one view (connected components of the edges), numbered from `first_id` in
     order of their smallest member; each cluster's edges sorted by (a, b, method).
 
     `prompts`/`responses` are the prompt and response views' texts or per-record text hashes
     (see `_differ`), used only for the kind; `kind` forces one kind on every cluster (the answer
-    check's DIFFERENT_ANSWER / UNCONFIRMED). Components come from scipy's connected_components
-    and every grouping is an argsort, so a view with millions of edges costs no Python loop per
+    check's DIFFERENT_ANSWER / UNCONFIRMED). Components come from scipy's connected_components,
+    or from `labels_of(a, b, nodes)` (an engine's own components, e.g. distributed), and every
+    grouping is an argsort, so a view with millions of edges costs no Python loop per
     edge.
     """
     from scipy.sparse import coo_matrix
@@ -121,8 +123,12 @@ def build_clusters(
     ia = np.searchsorted(nodes, edges.a)
     ib = np.searchsorted(nodes, edges.b)
     m = len(nodes)
-    graph = coo_matrix((np.ones(len(edges), np.int8), (ia, ib)), shape=(m, m))
-    count, labels = connected_components(graph, directed=False)
+    if labels_of is None:
+        graph = coo_matrix((np.ones(len(edges), np.int8), (ia, ib)), shape=(m, m))
+        count, labels = connected_components(graph, directed=False)
+    else:  # an engine's components (e.g. distributed): any labelling of the same partition
+        _, labels = np.unique(labels_of(ia, ib, m), return_inverse=True)
+        count = int(labels.max()) + 1
     _, first = np.unique(labels, return_index=True)  # first (smallest) node of each label
     rank = np.empty(count, np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(count)

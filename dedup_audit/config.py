@@ -59,8 +59,21 @@ class EngineConfig:
     memory_mb: int = 2048  # budget for sketches; past it they spill to work_dir
     work_dir: str | None = None  # spill folder (default: the system temp folder)
     batch_rows: int | None = None  # records per batch (default: from the memory budget)
+    kind: str = "local"  # "local" (this machine) | "ray" (Ray Data: engine/ray_engine.py)
+    ray_address: str | None = None  # an existing cluster (default: RAY_ADDRESS, else start one)
+    ray_connect_timeout: float = 15.0  # seconds to reach ray_address before giving up
+    driver_edges: int = 100_000_000  # ray: components on the driver up to this many edges
 
     def __post_init__(self) -> None:
+        if self.kind not in ("local", "ray"):
+            raise ConfigError(f"--engine must be local or ray, got {self.kind!r}")
+        if self.kind == "local" and self.work_dir and "://" in self.work_dir:
+            raise ConfigError(
+                f"--work-dir {self.work_dir}: object storage holds --engine ray checkpoints; "
+                "the local engine spills to a local folder"
+            )
+        if self.driver_edges < 0:
+            raise ConfigError(f"--driver-edges must be >= 0, got {self.driver_edges}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_rows is not None and self.batch_rows < 1:

@@ -142,6 +142,7 @@ def assemble(
     cfg: ScanConfig,
     views: Mapping[str, ViewScan],
     against: Sequence[AgainstHit],
+    labels_of: Callable[[Any, Any, int], Any] | None = None,
 ) -> ScanResult:
     n = len(dataset.records)
     scanned = [v for v in cfg.views if v in views]
@@ -174,7 +175,13 @@ def assemble(
             )
             edges = PairSet.concat(view, [every.take(~is_emb), PairSet.from_pairs(view, kept)])
         clusters += build_clusters(
-            n, view, edges, prompts=prompts, responses=responses, first_id=len(clusters)
+            n,
+            view,
+            edges,
+            prompts=prompts,
+            responses=responses,
+            first_id=len(clusters),
+            labels_of=labels_of,
         )
         for kind, links in ((DIFFERENT_ANSWER, different), (UNCONFIRMED, unconfirmed)):
             clusters += build_clusters(
@@ -292,6 +299,25 @@ def scan(
 
         require("semantic", "--semantic (sentence embeddings)")
     dataset = load(data, **load_kwargs)
+    if engine is not None and engine.kind == "ray":
+        if index is not None or save_index is not None:
+            raise ConfigError("--index and --save-index run on the local engine; drop --engine ray")
+        from dedup_audit.engine.ray_engine import RaySession
+
+        with RaySession(engine) as ray_session:
+            lexical = ray_session.scan_lexical(
+                dataset,
+                cfg.views,
+                cfg.normalize,
+                cfg.minhash,
+                exact=cfg.exact,
+                near=cfg.near,
+                skip_first_turn_if_prompt=cfg.dedup_view != "first_turn",
+                progress=progress,
+            )
+            return _finish_scan(
+                dataset, cfg, lexical, None, encoder, references, progress, ray_session.labels
+            )
     from dedup_audit.engine.local import scan_lexical
 
     loaded = None
@@ -328,6 +354,21 @@ def scan(
             cfg.minhash,
             force=force,
         )
+    return _finish_scan(dataset, cfg, lexical, loaded, encoder, references, progress)
+
+
+def _finish_scan(
+    dataset: Dataset,
+    cfg: ScanConfig,
+    lexical: Mapping[str, Any],
+    loaded: Any,
+    encoder: Encoder | None,
+    references: Mapping[str, Dataset] | None,
+    progress: bool,
+    labels_of: Callable[[Any, Any, int], Any] | None = None,
+) -> ScanResult:
+    """Everything after the lexical engine (either engine): semantic pairs, contamination
+    hits, clusters and decisions."""
     views: dict[str, ViewScan] = {}
     for view, lex in lexical.items():
         assert lex.exact_hash is not None
@@ -352,7 +393,7 @@ def scan(
         against += _index_hits(lexical[cfg.dedup_view], loaded, dataset)
     for name, ref in (references or {}).items():
         against += _against(dataset, ref, name, cfg, encoder, progress, calibrations)
-    result = assemble(dataset, cfg, views, against)
+    result = assemble(dataset, cfg, views, against, labels_of)
     result.against_calibration = [c.to_dict() for c in calibrations]
     return result
 

@@ -57,6 +57,7 @@ def clean(
       dedup-audit clean data.json -o data.clean.json
       dedup-audit clean data.jsonl --keep-by score:max --threshold 0.85
       dedup-audit clean train.json --against test.jsonl --against-column prompt=question
+      dedup-audit clean data.jsonl --engine ray --ray-address ray://head:10001 -o data.clean.jsonl
     """
     from dedup_audit.cleaning import clean as run_clean
     from dedup_audit.cleaning import default_removed_path

@@ -156,7 +156,31 @@ scan_options = _apply(
         click.option(
             "--work-dir",
             type=click.Path(path_type=Path, file_okay=False),
-            help="Folder for spilled sketches (default: the system temp folder).",
+            help="Folder for spilled sketches (default: the system temp folder); with "
+            "--engine ray, the stage checkpoints a rerun resumes from (may be s3:// or gs://).",
+        ),
+        click.option(
+            "--engine",
+            "engine_kind",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="Exact and near duplicates on this machine, or on Ray Data (a local Ray, or "
+            "--ray-address); needs pip install 'dedup-audit[ray]'.",
+        ),
+        click.option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="An existing Ray cluster for --engine ray (ray://HOST:10001 or HOST:6379; "
+            "default: $RAY_ADDRESS, else Ray starts on this machine).",
+        ),
+        click.option(
+            "--driver-edges",
+            type=int,
+            default=100_000_000,
+            show_default=True,
+            help="--engine ray: connected components on the driver (scipy) up to this many "
+            "edges, distributed (large-star/small-star) above.",
         ),
         click.option("--case-sensitive", is_flag=True, help="Do not lowercase before comparing."),
         click.option("--no-nfkc", is_flag=True, help="Do not apply Unicode NFKC before comparing."),
@@ -320,8 +344,24 @@ def engine_config_from(kw: dict[str, Any]) -> EngineConfig:
     return EngineConfig(
         threads=kw["threads"],
         memory_mb=kw["memory_mb"],
-        work_dir=str(kw["work_dir"]) if kw["work_dir"] else None,
+        work_dir=_work_dir(kw["work_dir"]),
+        kind=kw.get("engine_kind", "local"),
+        ray_address=kw.get("ray_address"),
+        driver_edges=kw.get("driver_edges", 100_000_000),
     )
+
+
+def _work_dir(path: Path | None) -> str | None:
+    """--work-dir as given; an object-storage URI survives click's Path (s3:/b -> s3://b)."""
+    if path is None:
+        return None
+    from dedup_audit.engine.remote import uri_of
+
+    return uri_of(path) or str(path)
+
+
+def _local_dir(path: str | None) -> str | None:
+    return path if path and "://" not in path else None
 
 
 def run_stages(config: ScanConfig) -> list[tuple[str, str | None]]:
@@ -354,9 +394,14 @@ def load_input(kw: dict[str, Any]) -> Any:
         raise ConfigError("give either DATA or --dataset-info/--dataset, not both")
     if info is not None and not name:
         raise ConfigError("--dataset-info needs --dataset NAME (an entry of that file)")
+    from dedup_audit.engine.remote import fetch, uri_of
+
+    remote = uri_of(data)
+    if remote is not None:  # object storage: the workers read it, the driver a local copy
+        data = fetch(remote, _local_dir(_work_dir(kw.get("work_dir"))))
     if data is not None and not data.exists():
         raise ConfigError(f"{data}: no such file or folder")
-    return load_dataset(
+    dataset = load_dataset(
         data if data is not None else info,
         format=kw["fmt"],
         dataset_info=info,
@@ -364,8 +409,12 @@ def load_input(kw: dict[str, Any]) -> Any:
         id_column=kw["id_column"],
         columns=parse_columns(kw["columns"]) or None,
         progress=not kw.get("quiet", False),
-        work_dir=str(kw["work_dir"]) if kw.get("work_dir") else None,
+        work_dir=_local_dir(_work_dir(kw.get("work_dir"))),
+        lazy=True if remote is not None else None,
     )
+    if remote is not None:
+        dataset.writer_hints["source_uri"] = remote
+    return dataset
 
 
 def load_references(kw: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def scan(outdir: Path, force: bool, fail_over: float | None, **kw: Any) -> None:
       dedup-audit scan --dataset-info data/dataset_info.json --dataset alpaca_en_demo
       dedup-audit scan train.json --semantic --against test.jsonl --against-column prompt=question
       dedup-audit scan corpus.jsonl --save-index idx/ && dedup-audit scan new.jsonl --index idx/
+      dedup-audit scan s3://bucket/corpus.jsonl --engine ray --work-dir s3://bucket/work
     """
     from dedup_audit.pipeline import scan as run_scan
     from dedup_audit.progress import run_progress
