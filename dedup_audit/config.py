@@ -79,8 +79,16 @@ class SemanticConfig:
     cache_dir: str | None = None
     # contamination (--against): share of clean training texts the calibrated cuts may flag
     against_false_flag_rate: float = 0.001
+    # views searched for paraphrases over every record; () = the dedup view (and the prompt view
+    # with --remove-conflicting). Other scanned views embed only the records whose dedup-view
+    # links they must confirm (dedup_audit.pipeline.search_views).
+    search_views: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "search_views", tuple(self.search_views))
+        bad = [v for v in self.search_views if v not in VIEWS]
+        if bad:
+            raise ConfigError(f"unknown --semantic-views {bad}; choose from {', '.join(VIEWS)}")
         if not 0.0 < self.against_false_flag_rate < 0.5:
             raise ConfigError(
                 f"--against-false-flag-rate must be in (0, 0.5), got {self.against_false_flag_rate}"
