@@ -9,8 +9,10 @@ of overlap it is:
 - minhash: MinHash-LSH candidates verified by exact Jaccard of the shingle sets >= threshold;
 - embedding: two stages for rephrased benchmark items. Embedding candidates (each training
   text's nearest reference items, recall-oriented), then verification by what a benchmark item
-  is: a cosine or a margin over the next-nearest item beyond cuts calibrated on this data's own
-  null distribution (see `Calibration`), or the item's numbers / answer in the training text.
+  is: the program's shape for code items (`code_shape`), a score, a margin over the
+  next-nearest item or the share of the item's distinctive terms beyond cuts calibrated on this
+  data's own null distribution (see `Calibration`), or the item's numbers / answer in the
+  training text.
 """
 
 from __future__ import annotations
@@ -152,11 +154,12 @@ class Calibration:
     Score of a (training text, item) pair: the cosine, plus the code-shape Jaccard for code items.
     Null distribution: a text rephrases at most one item, so every training text's 2nd-best item
     is unrelated to it. The 2nd-best scores are a sample of "best score of an unrelated item",
-    twice the 2nd-minus-3rd spacing one of "margin of an unrelated best" (MARGIN_SPACING), and
-    the share of 2nd-best items whose answer the text carries is the answer signal's own
-    false-flag rate. Each cut is its sample's (1 - rate) quantile, and the answer signal is used
-    only when its null rate is at most `rate`, so a training text that copies nothing is flagged
-    by one signal with probability about `rate`.
+    twice the 2nd-minus-3rd spacing one of "margin of an unrelated best" (MARGIN_SPACING), the
+    2nd-best item's term share (`_TermOverlap`) one of "terms an unrelated item shares", and the
+    share of 2nd-best items whose answer the text carries is the answer signal's own false-flag
+    rate. Each cut is its sample's (1 - rate) quantile, and the answer signal is used only when
+    its null rate is at most `rate`, so a training text that copies nothing is flagged by each
+    signal with probability about `rate` (at most 4 x rate by any).
     """
 
     reference: str
@@ -170,6 +173,7 @@ class Calibration:
     by_signal: dict[str, int]
     answer_null_rate: float = 0.0
     code_items: int = 0
+    words_cut: float = 1.0
 
     @property
     def answer_signal(self) -> bool:
@@ -185,6 +189,7 @@ class Calibration:
             else "cosine",
             "cosine_cut": round(self.cosine_cut, 6),
             "margin_cut": round(self.margin_cut, 6),
+            "words_cut": round(self.words_cut, 6),
             "answer_null_rate": round(self.answer_null_rate, 6),
             "answer_signal": self.answer_signal,
             "code_items": self.code_items,
@@ -236,6 +241,49 @@ def _quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(values, dtype=np.float64), q, method="higher"))
 
 
+_TERM = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+_STOP = frozenset(
+    "the and for are was were with that this from which what who whom how why when where does "
+    "did not can its their they them his her she you your our has have had been being into than "
+    "then there these those such each any all some most more other".split()
+)
+
+
+def _terms(text: str) -> set[str]:
+    """Content terms: lowercased words of 3+ letters cut to 6 (a crude stem: "sociologists" and
+    "sociology" share "sociol"), and numbers, without function words."""
+    return {
+        t[:6]
+        for t in _TERM.findall(text.lower())
+        if t not in _STOP and (len(t) >= 3 or t[0].isdigit())
+    }
+
+
+class _TermOverlap:
+    """The words signal: the share of an item's distinctive terms (weighted by their inverse
+    document frequency over the reference, so names and numbers count and words every item
+    uses do not) that a training text carries. A rephrasing keeps an item's names, numbers and
+    rare words while rewording the rest."""
+
+    def __init__(self, tasks: Sequence[str], answers: Sequence[str]) -> None:
+        import math
+
+        self.items = [_terms(f"{t} {a}") for t, a in zip(tasks, answers, strict=True)]
+        df: dict[str, int] = {}
+        for terms in self.items:
+            for t in terms:
+                df[t] = df.get(t, 0) + 1
+        n = len(self.items)
+        self.idf = {t: math.log(n / c) for t, c in df.items()}
+
+    def share(self, item: int, text_terms: set[str]) -> float:
+        terms = self.items[item]
+        total = sum(self.idf[t] for t in terms)
+        if total <= 0:
+            return 0.0
+        return sum(self.idf[t] for t in terms if t in text_terms) / total
+
+
 @dataclass(frozen=True)
 class _Candidate:
     score: float  # cosine (+ code-shape Jaccard for a code item)
@@ -261,9 +309,10 @@ def _embedding_hits(
     code-shape Jaccard for code items, which only texts of a similar program shape may match);
     the best is a hit when its cosine reaches CANDIDATE_FLOOR and its score passes the calibrated
     cut, or its margin over the 2nd-best passes the calibrated margin cut (a rephrasing is far
-    closer to its own original than to the next item), or the training text carries the item's
-    numbers or answer (`answer_evidence`) while that signal's null rate is at most `rate`; the
-    last two only for a training text of comparable size (SIZE_RATIO). See `Calibration`."""
+    closer to its own original than to the next item), or the training text carries enough of
+    the item's distinctive terms (names, numbers, rare words: `_TermOverlap`) or the item's
+    numbers or answer (`answer_evidence`, while that signal's null rate is at most `rate`); all
+    but the first only for a training text of comparable size (SIZE_RATIO). See `Calibration`."""
     from dedup_audit.detect.code_shape import code_shape, shape_similarity
     from dedup_audit.detect.faiss_index import knn_cross
 
@@ -291,8 +340,17 @@ def _embedding_hits(
             sim = shape_similarity(t_shape[a], r_shape[b])
             score, shaped = cos + sim, sim >= SHAPE_GATE
         ranked.setdefault(a, []).append(_Candidate(score, cos, b, shaped))
+    overlap = _TermOverlap([ref_raw[j] for j in ri], [ref_answers[j] for j in ri])
+    t_terms: dict[int, set[str]] = {}
+
+    def terms_of(a: int) -> set[str]:
+        if a not in t_terms:
+            t_terms[a] = _terms(train_raw[ti[a]])
+        return t_terms[a]
+
     null_top: list[float] = []
     null_margin: list[float] = []
+    null_words: list[float] = []
     answer_null = 0
     for a, lst in ranked.items():
         lst.sort(key=lambda c: (-c.score, c.item))
@@ -301,10 +359,12 @@ def _embedding_hits(
             null_top.append(second.score)
             if second.shaped:
                 null_margin.append(MARGIN_SPACING * (second.score - lst[2].score))
+                null_words.append(overlap.share(second.item, terms_of(a)))
                 j2, i = ri[second.item], ti[a]
                 answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
     cut = _quantile(null_top, 1.0 - rate)
     margin_cut = _quantile(null_margin, 1.0 - rate)
+    words_cut = _quantile(null_words, 1.0 - rate)
     answer_rate = answer_null / len(null_top) if null_top else 1.0
     out: list[tuple[int, int, float]] = []
     by_signal: dict[str, int] = {}
@@ -322,6 +382,8 @@ def _embedding_hits(
             signal = "cosine"
         elif sized and best.score - second >= margin_cut:
             signal = "margin"
+        elif sized and overlap.share(best.item, terms_of(a)) >= words_cut:
+            signal = "words"
         elif (
             sized
             and answer_rate <= rate
@@ -344,6 +406,7 @@ def _embedding_hits(
         by_signal,
         answer_rate,
         code_items,
+        words_cut,
     )
     return out, calib
 
