@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--rate", type=float, default=0.001)
+    ap.add_argument("--show", type=int, default=10, help="false flags to print")
     ap.add_argument("--out", type=Path, default=Path("/tmp/contamination_dev"))
     args = ap.parse_args()
     from dedup_audit.commands.options import load_reference
@@ -153,8 +154,10 @@ def main() -> None:
     )
     for cal in result.against_calibration:
         print(json.dumps(cal))
-    for i in fp[:10]:
+    for i in fp[: args.show]:
         print("FP", i, sorted(methods[i]), rows[i]["instruction"][:100].replace("\n", " "))
+        for ref, j in sorted(flagged[i]):
+            print("   =", ref, j, refs[ref].records[j].sample.turns[0].text[:100].replace("\n", " "))
     missed = [i for i in truth if truth[i] not in flagged.get(i, set())]
     for i in missed[:15]:
         print("MISS", i, truth[i], rows[i]["instruction"][:100].replace("\n", " "))

@@ -137,6 +137,12 @@ SHAPE_GATE = 0.03
 a program of a similar shape (code-shape Jaccard >= SHAPE_GATE; rephrased HumanEval programs:
 0.06 and up in 99%, natural-language requests: 0): a request for code is not a copy of the code."""
 
+KEPT_QUANTITIES = 0.5
+"""Any other item that states 3 or more distinct numbers is verified only by a training text
+that carries at least this share of them: a rephrasing keeps a word problem's quantities, while
+GSM8K's template siblings ("270 miles in 3 hours" / "1200 miles in 3 hours") are other tasks
+(the same rule as semantic deduplication's "same quantities", dedup_audit.answers)."""
+
 MARGIN_SPACING = 2.0
 """The margin null is the 2nd-minus-3rd score; under the extreme-value model of a row's top
 scores the k-th spacing scales as 1/k, so the 1st-minus-2nd margin of an unrelated row is
@@ -289,7 +295,7 @@ class _Candidate:
     score: float  # cosine (+ code-shape Jaccard for a code item)
     cosine: float
     item: int  # position in the reference's non-empty items
-    shaped: bool  # not a code item, or a training program of a similar shape
+    fits: bool  # the item's kind allows the match: program shape, quantities (see the gates)
 
 
 def _embedding_hits(
@@ -329,17 +335,23 @@ def _embedding_hits(
     r_shape = [code_shape(ref_answers[j]) for j in ri]
     code_items = sum(1 for s in r_shape if s)
     t_shape: dict[int, frozenset[bytes]] = {}
+    r_nums = [_numbers(ref_raw[j]) for j in ri]
+    t_nums: dict[int, set[str]] = {}
     k = min(max(cfg.k, CANDIDATES), len(ri))
     ranked: dict[int, list[_Candidate]] = {}
     for a, b, cos in knn_cross(t_emb, r_emb, k, -1.0):
         cos = min(1.0, cos)
-        score, shaped = cos, True
+        score, fits = cos, True
         if r_shape[b]:
             if a not in t_shape:
                 t_shape[a] = code_shape(train_raw[ti[a]])
             sim = shape_similarity(t_shape[a], r_shape[b])
-            score, shaped = cos + sim, sim >= SHAPE_GATE
-        ranked.setdefault(a, []).append(_Candidate(score, cos, b, shaped))
+            score, fits = cos + sim, sim >= SHAPE_GATE
+        elif len(r_nums[b]) >= 3:
+            if a not in t_nums:
+                t_nums[a] = _numbers(train_raw[ti[a]])
+            fits = len(r_nums[b] & t_nums[a]) >= KEPT_QUANTITIES * len(r_nums[b])
+        ranked.setdefault(a, []).append(_Candidate(score, cos, b, fits))
     overlap = _TermOverlap([ref_raw[j] for j in ri], [ref_answers[j] for j in ri])
     t_terms: dict[int, set[str]] = {}
 
@@ -357,7 +369,7 @@ def _embedding_hits(
         if len(lst) > 2:
             second = lst[1]
             null_top.append(second.score)
-            if second.shaped:
+            if second.fits:
                 null_margin.append(MARGIN_SPACING * (second.score - lst[2].score))
                 null_words.append(overlap.share(second.item, terms_of(a)))
                 j2, i = ri[second.item], ti[a]
@@ -372,7 +384,7 @@ def _embedding_hits(
     for a in sorted(ranked):
         lst = ranked[a]
         best = lst[0]
-        if best.cosine < CANDIDATE_FLOOR or not best.shaped:
+        if best.cosine < CANDIDATE_FLOOR or not best.fits:
             continue
         candidates += 1
         i, j = ti[a], ri[best.item]
