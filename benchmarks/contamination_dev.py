@@ -103,12 +103,12 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=10, help="false flags to print")
     ap.add_argument("--out", type=Path, default=Path("/tmp/contamination_dev"))
     args = ap.parse_args()
+    import sys
+
     from dedup_audit.commands.options import load_reference
     from dedup_audit.config import ScanConfig, SemanticConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
-
-    import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.heldout == "gsm8k":
@@ -157,7 +157,9 @@ def main() -> None:
     for i in fp[: args.show]:
         print("FP", i, sorted(methods[i]), rows[i]["instruction"][:100].replace("\n", " "))
         for ref, j in sorted(flagged[i]):
-            print("   =", ref, j, refs[ref].records[j].sample.turns[0].text[:100].replace("\n", " "))
+            print(
+                "   =", ref, j, refs[ref].records[j].sample.turns[0].text[:100].replace("\n", " ")
+            )
     missed = [i for i in truth if truth[i] not in flagged.get(i, set())]
     for i in missed[:15]:
         print("MISS", i, truth[i], rows[i]["instruction"][:100].replace("\n", " "))

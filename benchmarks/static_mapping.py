@@ -8,7 +8,10 @@ self_cognition, full view) and then applied to a held-out set (the GSM8K planted
 benchmarks/gsm8k_planted.py), reporting pair precision, recall and Jaccard on both, plus the
 held-out set's own best threshold (an upper bound no mapping can beat).
 
-    .venv/bin/python benchmarks/static_mapping.py                # needs: pip install model2vec skeletoken
+    .venv/bin/python benchmarks/static_mapping.py      # needs the bench extra (model2vec, skeletoken)
+
+Measured before the `static` backend was removed (it used the backend; the table is now
+distilled by benchmarks/static_model.py the same way: PCA 256 from the packaged model).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     from embed_speed import load_texts
     from gsm8k_planted import build
+    from static_model import static_encode, static_model
 
     from dedup_audit.config import SemanticConfig
     from dedup_audit.encoders import get_encoder
@@ -78,20 +82,20 @@ def main() -> None:
     rows, _ = build(args.rows, args.plant, 7)
     held = [f"{r['instruction']}\n{r['input']}\n{r['output']}".strip() for r in rows]
     cache = tempfile.mkdtemp(prefix="static-map-")
-    enc = {
-        b: get_encoder(SemanticConfig(enabled=True, backend=b, cache_dir=cache))
-        for b in ("onnx", "static")
-    }
+    onnx = get_encoder(SemanticConfig(enabled=True, backend="onnx", cache_dir=cache))
+    table = static_model(Path(cache))
     out = {}
     for name, texts in (("fit", fit), ("held-out", held)):
-        ref = enc["onnx"].encode(texts, batch_size=64, progress=False)
-        st = enc["static"].encode(texts, batch_size=64, progress=False)
+        ref = onnx.encode(texts, batch_size=64, progress=False)
+        st = static_encode(table, texts)
         truth = static_edges(ref, args.threshold)
         out[name] = (ref, st, truth)
     t_fit = best_threshold(out["fit"][1], out["fit"][2])
     t_held = best_threshold(out["held-out"][1], out["held-out"][2])
     print(f"fp32 threshold {args.threshold}; static threshold fitted on the fit set: {t_fit:.3f}")
-    print("| set | texts | fp32 edges | static threshold | static edges | precision | recall | Jaccard |")
+    print(
+        "| set | texts | fp32 edges | static threshold | static edges | precision | recall | Jaccard |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in (
         ("fit", args.threshold),
@@ -104,7 +108,9 @@ def main() -> None:
         got = static_edges(st, t)
         p, r, j = agreement(truth, got)
         n = len(st)
-        print(f"| {name} | {n} | {len(truth)} | {t:.3f} | {len(got)} | {p:.3f} | {r:.3f} | {j:.3f} |")
+        print(
+            f"| {name} | {n} | {len(truth)} | {t:.3f} | {len(got)} | {p:.3f} | {r:.3f} | {j:.3f} |"
+        )
     print(json.dumps({"fit_threshold": t_fit, "held_out_best": t_held}))
 
 

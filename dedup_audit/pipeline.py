@@ -387,13 +387,13 @@ def _semantic(
     ]
     members = sorted({m for pair in need for m in pair})
     for view in confirm:
-        texts = {m: embedding_text(dataset.records[m].sample, view) for m in members}
-        rows = [m for m in members if texts[m].strip()]
+        text_of = {m: embedding_text(dataset.records[m].sample, view) for m in members}
+        rows = [m for m in members if text_of[m].strip()]
         at = {m: k for k, m in enumerate(rows)}
         pairs: list[Pair] = []
         if rows:
             emb = encoder.encode(
-                [texts[m] for m in rows], batch_size=cfg.semantic.batch_size, progress=progress
+                [text_of[m] for m in rows], batch_size=cfg.semantic.batch_size, progress=progress
             )
             floor = cfg.semantic.threshold - BORDERLINE_MARGIN
             for a, b in need:

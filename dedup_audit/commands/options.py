@@ -167,7 +167,7 @@ scan_options = _apply(
         ),
         click.option(
             "--backend",
-            type=click.Choice(["auto", "torch", "onnx", "onnx-int8", "static"]),
+            type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
             default="auto",
             show_default=True,
             help="Embedding backend (see benchmarks/README.md).",

@@ -190,9 +190,7 @@ class Calibration:
             "reference": self.reference,
             "false_flag_rate": self.rate,
             "null_pairs": self.null_size,
-            "score": "cosine + code-shape Jaccard (code items)"
-            if self.code_items
-            else "cosine",
+            "score": "cosine + code-shape Jaccard (code items)" if self.code_items else "cosine",
             "cosine_cut": round(self.cosine_cut, 6),
             "margin_cut": round(self.margin_cut, 6),
             "words_cut": round(self.words_cut, 6),
@@ -249,9 +247,59 @@ def _quantile(values: list[float], q: float) -> float:
 
 _TERM = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 _STOP = frozenset(
-    "the and for are was were with that this from which what who whom how why when where does "
-    "did not can its their they them his her she you your our has have had been being into than "
-    "then there these those such each any all some most more other".split()
+    [
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "with",
+        "that",
+        "this",
+        "from",
+        "which",
+        "what",
+        "who",
+        "whom",
+        "how",
+        "why",
+        "when",
+        "where",
+        "does",
+        "did",
+        "not",
+        "can",
+        "its",
+        "their",
+        "they",
+        "them",
+        "his",
+        "her",
+        "she",
+        "you",
+        "your",
+        "our",
+        "has",
+        "have",
+        "had",
+        "been",
+        "being",
+        "into",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "such",
+        "each",
+        "any",
+        "all",
+        "some",
+        "most",
+        "more",
+        "other",
+    ]
 )
 
 
@@ -388,11 +436,11 @@ def _embedding_hits(
             continue
         candidates += 1
         i, j = ti[a], ri[best.item]
-        second = lst[1].score if len(lst) > 1 else -1.0
+        runner_up = lst[1].score if len(lst) > 1 else -1.0
         sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
         if best.score >= cut:
             signal = "cosine"
-        elif sized and best.score - second >= margin_cut:
+        elif sized and best.score - runner_up >= margin_cut:
             signal = "margin"
         elif sized and overlap.share(best.item, terms_of(a)) >= words_cut:
             signal = "words"
