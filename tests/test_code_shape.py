@@ -15,6 +15,7 @@ from dedup_audit.detect.against import SHAPE_GATE
 from dedup_audit.detect.code_shape import code_shape, shape_similarity, shape_tokens
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
+from dedup_audit.scan_report import build_report, terminal_summary
 from tests.semantic_support import DATA, real_cfg
 
 BENCH = DATA / "bench"
@@ -72,3 +73,7 @@ def test_confusable_rephrasings_are_matched_to_their_own_program(
     assert all(truth.get(i) == j for i, j in hits), sorted(hits)
     (cal,) = result.against_calibration
     assert cal["code_items"] == 16 and cal["score"].startswith("cosine + code-shape")
+    # the terminal states the rate and every cut (scan prints this summary)
+    text = terminal_summary(build_report(result), result)
+    assert "false-flag rate of 0.001 per clean row and signal" in text
+    assert f"{cal['cosine_cut']:.3f}" in text and f"{cal['words_cut']:.3f}" in text

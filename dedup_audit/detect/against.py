@@ -422,7 +422,7 @@ def _embedding_hits(
                 null_words.append(overlap.share(second.item, terms_of(a)))
                 j2, i = ri[second.item], ti[a]
                 answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
-    cut = _quantile(null_top, 1.0 - rate)
+    cut = max(CANDIDATE_FLOOR, _quantile(null_top, 1.0 - rate))  # a hit's cosine is >= floor
     margin_cut = _quantile(null_margin, 1.0 - rate)
     words_cut = _quantile(null_words, 1.0 - rate)
     answer_rate = answer_null / len(null_top) if null_top else 1.0
