@@ -66,8 +66,15 @@ def test_confusable_rephrasings_are_matched_to_their_own_program(
             rows.append({"instruction": text, "input": "", "output": "Sure."})
     train = tmp_path / "train.json"
     train.write_text(json.dumps(rows), encoding="utf-8")
-    cfg = ScanConfig(views=("full",), exact=False, near=False, semantic=real_cfg(model_cache))
-    result = scan(load_dataset(train), cfg, references={"he": load_reference(ORIGINALS, None)})
+    cfg = ScanConfig(
+        views=("full",),
+        exact=False,
+        near=False,
+        semantic=real_cfg(model_cache),
+        against=(str(ORIGINALS),),
+    )
+    refs = {ORIGINALS.name: load_reference(ORIGINALS, None)}
+    result = scan(load_dataset(train), cfg, references=refs)
     hits = {(h.index, int(h.ref_id.rsplit(":", 1)[1])) for h in result.against}
     assert hits, "no rephrasing found"
     assert all(truth.get(i) == j for i, j in hits), sorted(hits)
