@@ -87,15 +87,17 @@ def main() -> None:
         order = [("A", a), ("B", st)] if rep % 2 == 0 else [("B", st), ("A", a)]
         for label, cmd in order:
             (ours if label == "A" else plain).append(timed(cmd, env))
+            print(f"rep {rep} {label}: {(ours if label == 'A' else plain)[-1]:.1f} s", flush=True)
         # empty embedding cache, but the ONNX export already built (a one-time step per model)
         shutil.copytree(cache / "models", ready / "models")
         ours_model_ready.append(timed(a2, env))
-    default = removed_pairs(work / "clean.removed.jsonl")
+        print(f"rep {rep} A (export built): {ours_model_ready[-1]:.1f} s", flush=True)
+    default = removed_pairs(work / "clean.json.removed.jsonl")
     ref = [*cli, "clean", str(path), "--semantic", "--backend", "torch", "-q", "--force"]
     ref += ["--semantic-views", "full,prompt,response"]
     ref += ["--cache-dir", str(work / "cache-torch"), "-o", str(work / "torch.json")]
     t_torch = timed(ref, env)
-    torch_pairs = removed_pairs(work / "torch.removed.jsonl")
+    torch_pairs = removed_pairs(work / "torch.json.removed.jsonl")
     jac = len(default & torch_pairs) / len(default | torch_pairs) if default | torch_pairs else 1.0
     a_s, b_s = statistics.median(ours), statistics.median(plain)
     print(f"rows {len(data)}  reps {args.reps}")
