@@ -360,7 +360,8 @@ def _embedding_hits(
 ) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Two-stage embedding check. Stage 1: each training text's CANDIDATES nearest reference
     items (recall-oriented). Stage 2: the candidates are ranked by their score (cosine, plus the
-    code-shape Jaccard for code items, which only texts of a similar program shape may match);
+    code-shape Jaccard for code items, which only texts of a similar program shape may match;
+    an item that states 3+ numbers only texts that keep half of them, KEPT_QUANTITIES);
     the best is a hit when its cosine reaches CANDIDATE_FLOOR and its score passes the calibrated
     cut, or its margin over the 2nd-best passes the calibrated margin cut (a rephrasing is far
     closer to its own original than to the next item), or the training text carries enough of
