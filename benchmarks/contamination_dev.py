@@ -13,6 +13,14 @@ original; a flagged distractor is a false flag.
 
     .venv/bin/python benchmarks/contamination_dev.py
     .venv/bin/python benchmarks/contamination_dev.py --distractors gsm8k
+    .venv/bin/python benchmarks/contamination_dev.py --heldout gsm8k
+
+`--heldout gsm8k` is a held-out, same-domain case the defaults were not tuned on: the reference
+is GSM8K test (1319 questions, native {question, answer}); the training rows are 2000 GSM8K
+train rows plus heavy rewrites of 150 test questions (benchmarks/gsm8k_planted.py's heavy edit:
+context sentences reordered, a third of the words swapped for synonyms or dropped, numbers kept),
+each with its test answer; the 2000 train rows are the distractors (GSM8K train and test are
+disjoint sets of problems, though some train problems are close to test ones).
 """
 
 from __future__ import annotations
@@ -65,28 +73,54 @@ def build(kind: str, n: int, seed: int) -> tuple[list[dict[str, str]], dict[int,
     return [r for r, _ in items], truth
 
 
+def build_gsm8k_heldout(
+    n: int, seed: int, plant: int = 150
+) -> tuple[list[dict[str, str]], dict[int, tuple[str, int]]]:
+    """GSM8K train distractors + heavy rewrites of `plant` GSM8K test questions."""
+    from gsm8k_planted import plant as rewrite
+
+    rng = random.Random(seed)
+    items: list[tuple[dict[str, str], tuple[str, int] | None]] = [
+        (r, None) for r in distractors("gsm8k", n, seed)
+    ]
+    test = [json.loads(x) for x in (D / "gsm8k/test.jsonl").read_text("utf-8").splitlines()]
+    for j in sorted(rng.sample(range(len(test)), plant)):
+        row = {"instruction": test[j]["question"], "input": "", "output": test[j]["answer"]}
+        items.insert(rng.randint(0, len(items)), (rewrite(row, "heavy", rng), ("test.jsonl", j)))
+    truth = {i: t for i, (_, t) in enumerate(items) if t is not None}
+    return [r for r, _ in items], truth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--distractors", choices=["unrelated", "gsm8k"], default="unrelated")
+    ap.add_argument("--heldout", choices=["gsm8k"], default=None)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--rate", type=float, default=0.001)
+    ap.add_argument("--show", type=int, default=10, help="false flags to print")
     ap.add_argument("--out", type=Path, default=Path("/tmp/contamination_dev"))
     args = ap.parse_args()
+    import sys
+
     from dedup_audit.config import ScanConfig, SemanticConfig
     from dedup_audit.pipeline import scan
     from dedup_audit.readers import load_dataset
     from dedup_audit.readers.reference import load_reference
 
-    rows, truth = build(args.distractors, args.n, args.seed)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.heldout == "gsm8k":
+        rows, truth = build_gsm8k_heldout(args.n, args.seed)
+        ref_paths = {"test.jsonl": D / "gsm8k/test.jsonl"}
+    else:
+        rows, truth = build(args.distractors, args.n, args.seed)
+        ref_paths = {n: DEC / n for n in ("sociology_test.csv", "HumanEval.jsonl")}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "train.json"
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    refs = {
-        name: load_reference(DEC / name, None) for name in ("sociology_test.csv", "HumanEval.jsonl")
-    }
+    refs = {name: load_reference(p, None) for name, p in ref_paths.items()}
     cfg = ScanConfig(
         views=("full",),
         exact=False,
@@ -120,8 +154,12 @@ def main() -> None:
     )
     for cal in result.against_calibration:
         print(json.dumps(cal))
-    for i in fp[:10]:
+    for i in fp[: args.show]:
         print("FP", i, sorted(methods[i]), rows[i]["instruction"][:100].replace("\n", " "))
+        for ref, j in sorted(flagged[i]):
+            print(
+                "   =", ref, j, refs[ref].records[j].sample.turns[0].text[:100].replace("\n", " ")
+            )
     missed = [i for i in truth if truth[i] not in flagged.get(i, set())]
     for i in missed[:15]:
         print("MISS", i, truth[i], rows[i]["instruction"][:100].replace("\n", " "))

@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-seq-length", type=int, default=256)
-    ap.add_argument("--backends", default="torch,onnx,onnx-int8,static")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8")
     args = ap.parse_args()
 
     import numpy as np

@@ -1,8 +1,9 @@
 """Recall@k of the approximate FAISS indexes (HNSW, IVF) against exact flat search, and timings.
 
-Vectors: real texts (GSM8K train + GPTeacher Toolformer, full view) embedded with the static
-backend distilled from the packaged model (fast enough to embed ~15k texts here); the index
-behaviour depends on the vector distribution, not on which encoder produced it.
+Vectors: real texts (GSM8K train + GPTeacher Toolformer, full view) embedded with a model2vec
+static table distilled from the packaged model (benchmarks/static_model.py; fast enough to embed
+~15k texts here); the index behaviour depends on the vector distribution, not on which encoder
+produced it.
 
     .venv/bin/python benchmarks/faiss_recall.py --k 10
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DATA = Path("/work/shared/data")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -32,10 +35,9 @@ def main() -> None:
 
     import faiss
     import numpy as np
+    from static_model import static_encode, static_model
 
-    from dedup_audit.config import SemanticConfig
     from dedup_audit.detect.faiss_index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
-    from dedup_audit.encoders import get_encoder
 
     texts = [
         f"{r['instruction']}\n{r['output']}"
@@ -44,9 +46,7 @@ def main() -> None:
     gpt = json.loads((DATA / "gpteacher/toolformer-dedupe-only-dataset.json").read_text())
     texts += [f"{r['instruction']}\n{r['input']}\n{r['response']}" for r in gpt]
     cache = args.cache_dir or tempfile.mkdtemp(prefix="faiss-recall-")
-    emb = get_encoder(SemanticConfig(enabled=True, backend="static", cache_dir=cache)).encode(
-        texts, batch_size=1024, progress=False
-    )
+    emb = static_encode(static_model(Path(cache)), texts)
     n, d = emb.shape
     print(f"vectors: {n} x {d}, k={args.k}, threads={faiss.omp_get_max_threads()}")
     t0 = time.perf_counter()

@@ -86,7 +86,7 @@ class SemanticConfig:
 
     enabled: bool = False
     model: str = DEFAULT_MODEL  # package name of the default, or a local model folder
-    backend: str = "auto"  # auto | torch | onnx | onnx-int8 | static (benchmarks/README.md)
+    backend: str = "auto"  # auto | torch | onnx | onnx-int8 (benchmarks/README.md)
     device: str = "auto"  # "cpu" | "cuda" | "auto"
     threshold: float = 0.9  # cosine similarity
     k: int = 10
@@ -95,8 +95,16 @@ class SemanticConfig:
     cache_dir: str | None = None
     # contamination (--against): share of clean training texts the calibrated cuts may flag
     against_false_flag_rate: float = 0.001
+    # views searched for paraphrases over every record; () = the dedup view (and the prompt view
+    # with --remove-conflicting). Other scanned views embed only the records whose dedup-view
+    # links they must confirm (dedup_audit.pipeline.search_views).
+    search_views: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "search_views", tuple(self.search_views))
+        bad = [v for v in self.search_views if v not in VIEWS]
+        if bad:
+            raise ConfigError(f"unknown --semantic-views {bad}; choose from {', '.join(VIEWS)}")
         if not 0.0 < self.against_false_flag_rate < 0.5:
             raise ConfigError(
                 f"--against-false-flag-rate must be in (0, 0.5), got {self.against_false_flag_rate}"
@@ -105,9 +113,9 @@ class SemanticConfig:
             raise ConfigError(f"--semantic-threshold must be in [-1, 1], got {self.threshold}")
         if self.k < 1:
             raise ConfigError(f"--k must be >= 1, got {self.k}")
-        if self.backend not in ("auto", "torch", "onnx", "onnx-int8", "static"):
+        if self.backend not in ("auto", "torch", "onnx", "onnx-int8"):
             raise ConfigError(
-                f"--backend must be auto, torch, onnx, onnx-int8 or static, got {self.backend!r}"
+                f"--backend must be auto, torch, onnx or onnx-int8, got {self.backend!r}"
             )
         if self.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.device!r}")

@@ -375,18 +375,13 @@ def _finish_scan(
         vs = ViewScan(view, lex.exact_hash, shingle=lex.shingle if cfg.near else "")
         vs.exact, vs.near = lex.exact_pairs, lex.near_pairs
         vs.candidates, vs.dense_buckets = lex.candidates, lex.dense_buckets
-        if cfg.semantic.enabled:
-            from dedup_audit.detect.embed import embedding_text, find_semantic
-
-            if encoder is None:  # one encoder (one model load, one cache) for every view
-                from dedup_audit.encoders import get_encoder
-
-                encoder = get_encoder(cfg.semantic)
-            texts = [embedding_text(r.sample, view) for r in dataset.records]
-            vs.semantic = PairSet.from_pairs(
-                view, find_semantic(texts, view, cfg.semantic, encoder=encoder, progress=progress)
-            )
         views[view] = vs
+    if cfg.semantic.enabled:
+        if encoder is None:  # one encoder (one model load, one cache) for every view
+            from dedup_audit.encoders import get_encoder
+
+            encoder = get_encoder(cfg.semantic)
+        _semantic(dataset, cfg, views, encoder, progress)
     against: list[AgainstHit] = []
     calibrations: list[Any] = []
     if loaded is not None:
@@ -396,6 +391,71 @@ def _finish_scan(
     result = assemble(dataset, cfg, views, against, labels_of)
     result.against_calibration = [c.to_dict() for c in calibrations]
     return result
+
+
+def search_views(cfg: ScanConfig) -> tuple[str, ...]:
+    """The views searched for paraphrases over every record (kNN): `--semantic-views`, or by
+    default only the views whose semantic clusters remove records (the dedup view; the prompt
+    views too with --remove-conflicting, which removes their conflicting clusters)."""
+    chosen = cfg.semantic.search_views or (
+        cfg.dedup_view,
+        *(("prompt", "first_turn") if cfg.remove_conflicting else ()),
+    )
+    return tuple(v for v in cfg.views if v in chosen)
+
+
+def _semantic(
+    dataset: Dataset,
+    cfg: ScanConfig,
+    views: dict[str, ViewScan],
+    encoder: Encoder,
+    progress: bool,
+) -> None:
+    """Semantic pairs of every view: a kNN search over every record in `search_views`; in the
+    other scanned views, only the dedup view's links they must confirm.
+
+    Why: a decision needs the prompt and response views only for a dedup-view link whose final
+    answers are unknown (`clusters.split_semantic`); embedding every record's prompt and
+    response for that doubled the embedding time of `clean --semantic` (benchmarks/README.md,
+    "Semantic: speed at equal decisions"). Those views then hold the confirmed links' cosines
+    (every dedup-view link down to the scored floor, so `rethreshold` can still lower the
+    threshold), not their own neighbours.
+    """
+    from dedup_audit.answers import answers_agree
+    from dedup_audit.detect.embed import BORDERLINE_MARGIN, embedding_text, find_semantic
+
+    searched = search_views(cfg)
+    for view in searched:
+        texts = [embedding_text(r.sample, view) for r in dataset.records]
+        found = find_semantic(texts, view, cfg.semantic, encoder=encoder, progress=progress)
+        views[view].semantic = PairSet.from_pairs(view, found)
+    confirm = [v for v in ("prompt", "response") if v in views and v not in searched]
+    if not confirm or cfg.dedup_view not in searched:
+        return
+    answers, numbers = _answers(dataset, views)
+    links = views[cfg.dedup_view].semantic
+    need = [
+        (a, b)
+        for a, b in zip(links.a.tolist(), links.b.tolist(), strict=True)
+        if answers_agree(answers[a], answers[b]) is None and numbers[a] == numbers[b]
+    ]
+    members = sorted({m for pair in need for m in pair})
+    for view in confirm:
+        text_of = {m: embedding_text(dataset.records[m].sample, view) for m in members}
+        rows = [m for m in members if text_of[m].strip()]
+        at = {m: k for k, m in enumerate(rows)}
+        pairs: list[Pair] = []
+        if rows:
+            emb = encoder.encode(
+                [text_of[m] for m in rows], batch_size=cfg.semantic.batch_size, progress=progress
+            )
+            floor = cfg.semantic.threshold - BORDERLINE_MARGIN
+            for a, b in need:
+                if a in at and b in at:
+                    cos = round(min(1.0, float(emb[at[a]] @ emb[at[b]])), 6)
+                    if cos >= floor:
+                        pairs.append(Pair(a, b, cos, "embedding", view))
+        views[view].semantic = PairSet.from_pairs(view, pairs)
 
 
 def _index_hits(lex: Any, loaded: Any, dataset: Dataset) -> list[AgainstHit]:

@@ -107,3 +107,50 @@ def test_real_model_catches_the_rephrased_question(model_cache: Path) -> None:
     # cuts come from only 304 null pairs, and 7 of the 300 real train questions are flagged
     # (measured; cosine 0.55-0.75, similar problems, not copies). Guard against it growing.
     assert len({i for i, _ in emb} - set(at.values())) <= 10
+
+
+# GSM8K train (train_alpaca.json) and test (test.jsonl, line 603): a template sibling, not a
+# rephrasing: same story and question, other quantities.
+TRAIN_SIBLING = (
+    "A train travels 270 miles in 3 hours. At the same rate, how many additional hours would it "
+    "take to travel an additional 180 miles?"
+)
+TEST_ITEM = {
+    "question": "A plane travels 1200 miles in 3 hours. At the same rate, how many additional "
+    "hours would it take to travel an additional 2000 miles?",
+    "answer": "The rate is 1200/3=<<1200/3=400>>400 mph.\nThen it would take "
+    "2000/400=<<2000/400=5>>5 hours more.\n#### 5",
+}
+
+
+def test_template_sibling_with_other_quantities_is_not_a_rephrasing() -> None:
+    """An item that states 3+ numbers is matched only by a text that keeps half of them: the
+    rewrite that keeps the plane's numbers is flagged, the train sibling with its own numbers is
+    not, though its words are nearly the same."""
+    lines = (DATA / "gsm8k_test_60.jsonl").read_text(encoding="utf-8").splitlines()
+    test_rows = [json.loads(x) for x in lines] + [TEST_ITEM]
+    test = _alpaca(
+        [{"instruction": r["question"], "input": "", "output": r["answer"]} for r in test_rows],
+        "test",
+    )
+    rows = json.loads((DATA / "gsm8k_train_300.json").read_text(encoding="utf-8"))[:120]
+    rewrite = (
+        "At the same rate, a plane that covers 1200 miles in 3 hours needs how many additional "
+        "hours to travel an additional 2000 miles?"
+    )
+    rows += [
+        {"instruction": TRAIN_SIBLING, "input": "", "output": "#### 2"},
+        {"instruction": rewrite, "input": "", "output": "#### 5"},
+    ]
+    train = _alpaca(rows, "train")
+    hits = find_against(
+        train,
+        test,
+        name="test",
+        semantic=SemanticConfig(enabled=True),
+        encoder=FakeEncoder(),
+        methods=("embedding",),
+    )
+    flagged = {(h.train_index, h.reference_index) for h in hits}
+    assert (len(rows) - 1, len(test_rows) - 1) in flagged  # the rewrite, to its own item
+    assert all(i != len(rows) - 2 for i, _ in flagged)  # never the sibling

@@ -46,6 +46,21 @@ def test_backend_validation() -> None:
     assert resolve_backend("auto", "cpu") == (CPU_DEFAULT_BACKEND, "cpu")
 
 
+def test_static_backend_is_gone(tmp_path: Path) -> None:
+    """Removed in issue 9: no threshold mapping made its decisions agree with fp32 across data
+    sets (benchmarks/README.md). Config and CLI refuse it with the valid choices."""
+    with pytest.raises(ConfigError, match="auto, torch, onnx or onnx-int8"):
+        SemanticConfig(backend="static")
+    from click.testing import CliRunner
+
+    from dedup_audit.cli import cli
+
+    data = tmp_path / "d.json"
+    data.write_text('[{"instruction": "hi", "input": "", "output": "hello"}]', encoding="utf-8")
+    res = CliRunner().invoke(cli, ["scan", str(data), "--semantic", "--backend", "static"])
+    assert res.exit_code == 2 and "'static' is not one of" in res.output
+
+
 def test_cache_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DEDUP_AUDIT_CACHE", str(tmp_path / "env"))
     assert default_cache_dir(None) == tmp_path / "env"

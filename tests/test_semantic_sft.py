@@ -22,6 +22,8 @@ from dedup_audit.readers import load_dataset
 from dedup_audit.records import Pair
 from tests.semantic_support import DATA, FakeEncoder, real_cfg
 
+VIEWS_ALL = ("full", "prompt", "response")
+
 INVERSE = DATA / "gsm8k_inverse.json"
 LABELS = json.loads((DATA / "gsm8k_inverse.labels.json").read_text(encoding="utf-8"))
 
@@ -199,3 +201,36 @@ def test_int8_graph_is_built_only_when_the_int8_backend_runs(model_cache: Path) 
     )
     assert any(p.name == "model.int8.onnx" for p in (model_cache / "models").rglob("*.onnx"))
     assert float(np.min(np.sum(fp32 * int8, axis=1))) > 0.9
+
+
+def _removals(result: object) -> set[tuple[int, int | None]]:
+    return {(d.index, d.kept_twin) for d in result.removed}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("data", ["self_cognition.json", "gsm8k_inverse.json"])
+def test_only_the_dedup_view_is_searched_and_decisions_do_not_change(data: str) -> None:
+    """Speed lever: the prompt and response views are embedded only for the dedup view's links
+    they must confirm (answers unknown), not searched over every record; the removals are the
+    same as searching every view (self_cognition: templated identity answers, no answer to
+    read, so links need the confirmation; GSM8K: answers known)."""
+    path = DATA / data
+    searched_all = FakeEncoder()
+    every = ScanConfig(semantic=SemanticConfig(enabled=True, search_views=VIEWS_ALL))
+    full = scan(load_dataset(path), every, encoder=searched_all)
+    default_enc = FakeEncoder()
+    default = scan(
+        load_dataset(path), ScanConfig(semantic=SemanticConfig(enabled=True)), encoder=default_enc
+    )
+    assert _removals(default) == _removals(full)
+    assert default_enc.texts_seen < searched_all.texts_seen
+    n = len(default.dataset.records)
+    assert searched_all.texts_seen >= 3 * n - 3  # full, prompt, response of every record
+    links = default.views["full"].semantic
+    full_links = set(zip(links.a.tolist(), links.b.tolist(), strict=True))
+    for view in ("prompt", "response"):
+        got = default.views[view].semantic
+        assert set(zip(got.a.tolist(), got.b.tolist(), strict=True)) <= full_links
+    if data == "self_cognition.json":
+        assert len(default.views["response"].semantic) > 0  # links were checked there
+    else:
+        assert default_enc.texts_seen <= n + 2  # answers known: only the full view embedded

@@ -199,7 +199,7 @@ scan_options = _apply(
         ),
         click.option(
             "--backend",
-            type=click.Choice(["auto", "torch", "onnx", "onnx-int8", "static"]),
+            type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
             default="auto",
             show_default=True,
             help="Embedding backend (see benchmarks/README.md).",
@@ -217,6 +217,13 @@ scan_options = _apply(
             default=SEMANTIC.threshold,
             show_default=True,
             help="Minimum cosine similarity for a semantic duplicate.",
+        ),
+        click.option(
+            "--semantic-views",
+            default="",
+            help="Views searched for paraphrases over every record (comma separated; default: "
+            "the dedup view, plus prompt with --remove-conflicting). Other views embed only "
+            "the links they must confirm.",
         ),
         click.option(
             "--k",
@@ -330,6 +337,7 @@ def scan_config_from(kw: dict[str, Any]) -> ScanConfig:
             max_seq_length=kw["max_seq_length"],
             cache_dir=str(kw["cache_dir"]) if kw["cache_dir"] else None,
             against_false_flag_rate=kw["against_false_flag_rate"],
+            search_views=tuple(v.strip() for v in kw["semantic_views"].split(",") if v.strip()),
         ),
         keep=KeepPolicy.parse(kw["keep_by"]),
         remove_conflicting=kw["remove_conflicting"],

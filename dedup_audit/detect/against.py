@@ -9,8 +9,10 @@ of overlap it is:
 - minhash: MinHash-LSH candidates verified by exact Jaccard of the shingle sets >= threshold;
 - embedding: two stages for rephrased benchmark items. Embedding candidates (each training
   text's nearest reference items, recall-oriented), then verification by what a benchmark item
-  is: a cosine or a margin over the next-nearest item beyond cuts calibrated on this data's own
-  null distribution (see `Calibration`), or the item's numbers / answer in the training text.
+  is: the program's shape for code items (`code_shape`), a score, a margin over the
+  next-nearest item or the share of the item's distinctive terms beyond cuts calibrated on this
+  data's own null distribution (see `Calibration`), or the item's numbers / answer in the
+  training text.
 """
 
 from __future__ import annotations
@@ -114,9 +116,14 @@ def _minhash_hits(
     return sorted(out)
 
 
-CANDIDATE_FLOOR = 0.5
+CANDIDATE_FLOOR = 0.45
 """Stage 1 of the embedding check: a training text's nearest reference items down to this cosine
-are candidates (recall-oriented: rephrasings of benchmark items score 0.5-0.95)."""
+are candidates (recall-oriented: rephrasings of benchmark items score 0.45-0.95)."""
+
+CANDIDATES = 10
+"""Stage 1 keeps each training text's CANDIDATES nearest reference items: a rephrased program's
+own original is among its 3 nearest in 99% of cases but the nearest in only 93%, so stage 2
+ranks the candidates again with the code shape (`code_shape`)."""
 
 DEFAULT_FALSE_FLAG_RATE = 0.001
 
@@ -124,6 +131,22 @@ SIZE_RATIO = 3
 """The margin and answer signals need a training text of at least 1/SIZE_RATIO of the item's
 words: a rephrasing keeps an item's size, while a one-line request ("print the first 5 elements
 of a list") near a 300-word HumanEval program is not a copy of it."""
+
+SHAPE_GATE = 0.03
+"""A code item (its answer defines a function) is verified only by a training text that carries
+a program of a similar shape (code-shape Jaccard >= SHAPE_GATE; rephrased HumanEval programs:
+0.06 and up in 99%, natural-language requests: 0): a request for code is not a copy of the code."""
+
+KEPT_QUANTITIES = 0.5
+"""Any other item that states 3 or more distinct numbers is verified only by a training text
+that carries at least this share of them: a rephrasing keeps a word problem's quantities, while
+GSM8K's template siblings ("270 miles in 3 hours" / "1200 miles in 3 hours") are other tasks
+(the same rule as semantic deduplication's "same quantities", dedup_audit.answers)."""
+
+MARGIN_SPACING = 2.0
+"""The margin null is the 2nd-minus-3rd score; under the extreme-value model of a row's top
+scores the k-th spacing scales as 1/k, so the 1st-minus-2nd margin of an unrelated row is
+about twice the 2nd-minus-3rd: the null sample is scaled by this factor."""
 
 
 def _words(text: str) -> int:
@@ -134,11 +157,15 @@ def _words(text: str) -> int:
 class Calibration:
     """How the embedding check's cuts were set from this data (written into report.json).
 
-    Null distribution: for every training text, its 2nd-nearest reference item is unrelated (a
-    text rephrases at most one item), so the 2nd-best cosines are a sample of "best score of an
-    unrelated item", and 2nd-best minus 3rd-best a sample of "margin of an unrelated best". Each
-    cut is that sample's (1 - rate) quantile, so a training text that copies nothing is flagged by
-    one signal with probability about `rate`.
+    Score of a (training text, item) pair: the cosine, plus the code-shape Jaccard for code items.
+    Null distribution: a text rephrases at most one item, so every training text's 2nd-best item
+    is unrelated to it. The 2nd-best scores are a sample of "best score of an unrelated item",
+    twice the 2nd-minus-3rd spacing one of "margin of an unrelated best" (MARGIN_SPACING), the
+    2nd-best item's term share (`_TermOverlap`) one of "terms an unrelated item shares", and the
+    share of 2nd-best items whose answer the text carries is the answer signal's own false-flag
+    rate. Each cut is its sample's (1 - rate) quantile, and the answer signal is used only when
+    its null rate is at most `rate`, so a training text that copies nothing is flagged by each
+    signal with probability about `rate` (at most 4 x rate by any).
     """
 
     reference: str
@@ -150,14 +177,26 @@ class Calibration:
     candidates: int
     flagged: int
     by_signal: dict[str, int]
+    answer_null_rate: float = 0.0
+    code_items: int = 0
+    words_cut: float = 1.0
+
+    @property
+    def answer_signal(self) -> bool:
+        return self.answer_null_rate <= self.rate
 
     def to_dict(self) -> dict[str, object]:
         return {
             "reference": self.reference,
             "false_flag_rate": self.rate,
             "null_pairs": self.null_size,
+            "score": "cosine + code-shape Jaccard (code items)" if self.code_items else "cosine",
             "cosine_cut": round(self.cosine_cut, 6),
             "margin_cut": round(self.margin_cut, 6),
+            "words_cut": round(self.words_cut, 6),
+            "answer_null_rate": round(self.answer_null_rate, 6),
+            "answer_signal": self.answer_signal,
+            "code_items": self.code_items,
             "candidate_floor": self.floor,
             "candidates": self.candidates,
             "flagged": self.flagged,
@@ -198,11 +237,113 @@ def answer_evidence(ref_task: str, ref_answer: str, train_text: str) -> bool:
 
 
 def _quantile(values: list[float], q: float) -> float:
+    """The `q` quantile (an observed value); 1.0 without values (then only a copy scores that)."""
     import numpy as np
 
     if not values:
         return 1.0
     return float(np.quantile(np.asarray(values, dtype=np.float64), q, method="higher"))
+
+
+_TERM = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "with",
+        "that",
+        "this",
+        "from",
+        "which",
+        "what",
+        "who",
+        "whom",
+        "how",
+        "why",
+        "when",
+        "where",
+        "does",
+        "did",
+        "not",
+        "can",
+        "its",
+        "their",
+        "they",
+        "them",
+        "his",
+        "her",
+        "she",
+        "you",
+        "your",
+        "our",
+        "has",
+        "have",
+        "had",
+        "been",
+        "being",
+        "into",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "such",
+        "each",
+        "any",
+        "all",
+        "some",
+        "most",
+        "more",
+        "other",
+    ]
+)
+
+
+def _terms(text: str) -> set[str]:
+    """Content terms: lowercased words of 3+ letters cut to 6 (a crude stem: "sociologists" and
+    "sociology" share "sociol"), and numbers, without function words."""
+    return {
+        t[:6]
+        for t in _TERM.findall(text.lower())
+        if t not in _STOP and (len(t) >= 3 or t[0].isdigit())
+    }
+
+
+class _TermOverlap:
+    """The words signal: the share of an item's distinctive terms (weighted by their inverse
+    document frequency over the reference, so names and numbers count and words every item
+    uses do not) that a training text carries. A rephrasing keeps an item's names, numbers and
+    rare words while rewording the rest."""
+
+    def __init__(self, tasks: Sequence[str], answers: Sequence[str]) -> None:
+        import math
+
+        self.items = [_terms(f"{t} {a}") for t, a in zip(tasks, answers, strict=True)]
+        df: dict[str, int] = {}
+        for terms in self.items:
+            for t in terms:
+                df[t] = df.get(t, 0) + 1
+        n = len(self.items)
+        self.idf = {t: math.log(n / c) for t, c in df.items()}
+
+    def share(self, item: int, text_terms: set[str]) -> float:
+        terms = self.items[item]
+        total = sum(self.idf[t] for t in terms)
+        if total <= 0:
+            return 0.0
+        return sum(self.idf[t] for t in terms if t in text_terms) / total
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    score: float  # cosine (+ code-shape Jaccard for a code item)
+    cosine: float
+    item: int  # position in the reference's non-empty items
+    fits: bool  # the item's kind allows the match: program shape, quantities (see the gates)
 
 
 def _embedding_hits(
@@ -217,12 +358,17 @@ def _embedding_hits(
     rate: float,
     name: str,
 ) -> tuple[list[tuple[int, int, float]], Calibration | None]:
-    """Two-stage embedding check. Stage 1: each training text's k nearest reference items (k >=
-    3) at cosine >= CANDIDATE_FLOOR. Stage 2: the nearest one is a hit when its cosine passes the
-    calibrated cut, or its margin over the 2nd-nearest passes the calibrated margin cut (a
-    rephrasing is far closer to its own original than to the next item), or the training text
-    carries the item's numbers or answer (`answer_evidence`); the last two only for a training
-    text of comparable size (SIZE_RATIO)."""
+    """Two-stage embedding check. Stage 1: each training text's CANDIDATES nearest reference
+    items (recall-oriented). Stage 2: the candidates are ranked by their score (cosine, plus the
+    code-shape Jaccard for code items, which only texts of a similar program shape may match;
+    an item that states 3+ numbers only texts that keep half of them, KEPT_QUANTITIES);
+    the best is a hit when its cosine reaches CANDIDATE_FLOOR and its score passes the calibrated
+    cut, or its margin over the 2nd-best passes the calibrated margin cut (a rephrasing is far
+    closer to its own original than to the next item), or the training text carries enough of
+    the item's distinctive terms (names, numbers, rare words: `_TermOverlap`) or the item's
+    numbers or answer (`answer_evidence`, while that signal's null rate is at most `rate`); all
+    but the first only for a training text of comparable size (SIZE_RATIO). See `Calibration`."""
+    from dedup_audit.detect.code_shape import code_shape, shape_similarity
     from dedup_audit.detect.faiss_index import knn_cross
 
     ti = [i for i, t in enumerate(train_raw) if t.strip()]
@@ -235,46 +381,93 @@ def _embedding_hits(
         encoder = get_encoder(cfg)
     t_emb = encoder.encode([train_raw[i] for i in ti], batch_size=cfg.batch_size, progress=progress)
     r_emb = encoder.encode([ref_raw[j] for j in ri], batch_size=cfg.batch_size, progress=progress)
-    k = min(max(cfg.k, 3), len(ri))
-    ranked: dict[int, list[tuple[float, int]]] = {}
-    for a, b, score in knn_cross(t_emb, r_emb, k, -1.0):
-        ranked.setdefault(a, []).append((min(1.0, score), b))
-    tops: dict[int, tuple[float, int, float, float]] = {}
+    r_shape = [code_shape(ref_answers[j]) for j in ri]
+    code_items = sum(1 for s in r_shape if s)
+    t_shape: dict[int, frozenset[bytes]] = {}
+    r_nums = [_numbers(ref_raw[j]) for j in ri]
+    t_nums: dict[int, set[str]] = {}
+    k = min(max(cfg.k, CANDIDATES), len(ri))
+    ranked: dict[int, list[_Candidate]] = {}
+    for a, b, cos in knn_cross(t_emb, r_emb, k, -1.0):
+        cos = min(1.0, cos)
+        score, fits = cos, True
+        if r_shape[b]:
+            if a not in t_shape:
+                t_shape[a] = code_shape(train_raw[ti[a]])
+            sim = shape_similarity(t_shape[a], r_shape[b])
+            score, fits = cos + sim, sim >= SHAPE_GATE
+        elif len(r_nums[b]) >= 3:
+            if a not in t_nums:
+                t_nums[a] = _numbers(train_raw[ti[a]])
+            fits = len(r_nums[b] & t_nums[a]) >= KEPT_QUANTITIES * len(r_nums[b])
+        ranked.setdefault(a, []).append(_Candidate(score, cos, b, fits))
+    overlap = _TermOverlap([ref_raw[j] for j in ri], [ref_answers[j] for j in ri])
+    t_terms: dict[int, set[str]] = {}
+
+    def terms_of(a: int) -> set[str]:
+        if a not in t_terms:
+            t_terms[a] = _terms(train_raw[ti[a]])
+        return t_terms[a]
+
     null_top: list[float] = []
     null_margin: list[float] = []
+    null_words: list[float] = []
+    answer_null = 0
     for a, lst in ranked.items():
-        lst.sort(key=lambda x: (-x[0], x[1]))
-        s1, b1 = lst[0]
-        s2 = lst[1][0] if len(lst) > 1 else -1.0
-        s3 = lst[2][0] if len(lst) > 2 else -1.0
-        tops[a] = (s1, b1, s2, s3)
+        lst.sort(key=lambda c: (-c.score, c.item))
         if len(lst) > 2:
-            null_top.append(s2)
-            null_margin.append(s2 - s3)
-    cut = max(CANDIDATE_FLOOR, _quantile(null_top, 1.0 - rate))
+            second = lst[1]
+            null_top.append(second.score)
+            if second.fits:
+                null_margin.append(MARGIN_SPACING * (second.score - lst[2].score))
+                null_words.append(overlap.share(second.item, terms_of(a)))
+                j2, i = ri[second.item], ti[a]
+                answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
+    cut = max(CANDIDATE_FLOOR, _quantile(null_top, 1.0 - rate))  # a hit's cosine is >= floor
     margin_cut = _quantile(null_margin, 1.0 - rate)
+    words_cut = _quantile(null_words, 1.0 - rate)
+    answer_rate = answer_null / len(null_top) if null_top else 1.0
     out: list[tuple[int, int, float]] = []
     by_signal: dict[str, int] = {}
     candidates = 0
-    for a in sorted(tops):
-        s1, b1, s2, _ = tops[a]
-        if s1 < CANDIDATE_FLOOR:
+    for a in sorted(ranked):
+        lst = ranked[a]
+        best = lst[0]
+        if best.cosine < CANDIDATE_FLOOR or not best.fits:
             continue
         candidates += 1
-        i, j = ti[a], ri[b1]
+        i, j = ti[a], ri[best.item]
+        runner_up = lst[1].score if len(lst) > 1 else -1.0
         sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
-        if s1 >= cut:
+        if best.score >= cut:
             signal = "cosine"
-        elif sized and len(ri) > 2 and s1 - s2 >= margin_cut:
+        elif sized and best.score - runner_up >= margin_cut:
             signal = "margin"
-        elif sized and answer_evidence(ref_raw[j], ref_answers[j], train_full[i]):
+        elif sized and overlap.share(best.item, terms_of(a)) >= words_cut:
+            signal = "words"
+        elif (
+            sized
+            and answer_rate <= rate
+            and answer_evidence(ref_raw[j], ref_answers[j], train_full[i])
+        ):
             signal = "answer"
         else:
             continue
         by_signal[signal] = by_signal.get(signal, 0) + 1
-        out.append((i, j, s1))
+        out.append((i, j, best.cosine))
     calib = Calibration(
-        name, rate, len(null_top), cut, margin_cut, CANDIDATE_FLOOR, candidates, len(out), by_signal
+        name,
+        rate,
+        len(null_top),
+        cut,
+        margin_cut,
+        CANDIDATE_FLOOR,
+        candidates,
+        len(out),
+        by_signal,
+        answer_rate,
+        code_items,
+        words_cut,
     )
     return out, calib
 

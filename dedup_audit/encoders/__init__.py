@@ -4,7 +4,7 @@ Detectors depend only on the `Encoder` protocol, so tests plug in a fake and the
 (torch, sentence-transformers, onnxruntime) load only when an embedding is really computed.
 
 Modules: ``model_source`` (which model, offline), ``factory`` (backend/device choice),
-``torch_encoder``, ``onnx_encoder`` and ``static_encoder`` (the backends), ``artifacts`` (locally
+``torch_encoder`` and ``onnx_encoder`` (the backends), ``artifacts`` (locally
 built model files) and ``cache`` (embeddings on disk).
 
 Backends (all built from the same local sentence-transformers folder, never downloaded):
@@ -12,7 +12,6 @@ Backends (all built from the same local sentence-transformers folder, never down
 - ``torch``: sentence-transformers fp32, the reference; the only one that runs on CUDA.
 - ``onnx`` / ``onnx-int8``: the same network exported locally to ONNX (and int8 dynamic
   quantization) and run by onnxruntime on CPU.
-- ``static``: a static (model2vec-style) embedding table distilled locally from the model.
 - ``auto``: ``torch`` on a GPU, otherwise the CPU default chosen in benchmarks/README.md
   ("Semantic: embedding speed").
 """
@@ -28,13 +27,14 @@ if TYPE_CHECKING:
 
     from dedup_audit.config import SemanticConfig
 
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8", "static")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
 
 CPU_DEFAULT_BACKEND = "onnx"
 """What `backend="auto"` picks without a GPU, from benchmarks/embed_speed.py (benchmarks/README.md,
 "Semantic: embedding speed"): the fp32 ONNX export is ~1.8x torch on 2 cores with identical
-duplicate decisions; int8 is ~3.5x but flips ~30% of the edges at cosine 0.9, and the static
-model is ~800x but its cosines are not comparable (precision 0.21 at the same threshold)."""
+duplicate decisions; int8 is ~3.5x but flips ~30% of the edges at cosine 0.9. A static
+(model2vec) table was removed: no threshold mapping made its decisions agree with fp32 across
+data sets (benchmarks/README.md, "Semantic: the static backend")."""
 
 
 @runtime_checkable

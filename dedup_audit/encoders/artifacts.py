@@ -1,6 +1,6 @@
 """Model artifacts built locally from the model folder and cached under ``<cache dir>/models/``.
 
-The faster CPU backends (the ONNX export, the model2vec static table) are derived from the
+The faster CPU backends (the ONNX export and its int8 graph) are derived from the
 sentence-transformers folder on first use rather than downloaded. Building is slow and can be
 interrupted, so each artifact is built in a temp folder and renamed into place, keyed by the
 model's identity so a changed model never reuses a stale artifact.

@@ -61,15 +61,11 @@ def build_encoder(cfg: SemanticConfig, *, cache_dir: Path) -> Encoder:
         from dedup_audit.encoders.torch_encoder import TorchEncoder
 
         return TorchEncoder(source, device=device, max_seq_length=cfg.max_seq_length)
-    if backend in ("onnx", "onnx-int8"):
-        from dedup_audit.encoders.onnx_encoder import OnnxEncoder
+    from dedup_audit.encoders.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(
-            source,
-            cache_dir=cache_dir,
-            quantized=backend == "onnx-int8",
-            max_seq_length=cfg.max_seq_length,
-        )
-    from dedup_audit.encoders.static_encoder import StaticEncoder
-
-    return StaticEncoder(source, cache_dir=cache_dir, max_seq_length=cfg.max_seq_length)
+    return OnnxEncoder(
+        source,
+        cache_dir=cache_dir,
+        quantized=backend == "onnx-int8",
+        max_seq_length=cfg.max_seq_length,
+    )

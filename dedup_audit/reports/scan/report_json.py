@@ -430,8 +430,9 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
             if cal["reference"] == name:
                 out.append(
                     f"  embedding cuts calibrated at a false-flag rate of {cal['false_flag_rate']}"
-                    f" per clean row ({cal['null_pairs']} unrelated pairs): cosine >= "
-                    f"{cal['cosine_cut']:.3f} or margin >= {cal['margin_cut']:.3f}"
+                    f" per clean row and signal ({cal['null_pairs']} unrelated pairs): "
+                    f"{cal.get('score', 'cosine')} >= {cal['cosine_cut']:.3f}, margin >= "
+                    f"{cal['margin_cut']:.3f} or term share >= {cal.get('words_cut', 1.0):.3f}"
                 )
     if result is not None:
         out += largest_clusters_text(result)

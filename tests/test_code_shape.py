@@ -1,0 +1,86 @@
+"""The code shape that verifies rephrased benchmark programs (dedup_audit.detect.code_shape), on
+real GPT-4 rephrasings of HumanEval programs (LLM-Decontaminator) whose embedding is nearer to
+another HumanEval program than to their own original."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dedup_audit.commands.options import load_reference
+from dedup_audit.config import ScanConfig
+from dedup_audit.detect.against import SHAPE_GATE
+from dedup_audit.detect.code_shape import code_shape, shape_similarity, shape_tokens
+from dedup_audit.pipeline import scan
+from dedup_audit.readers import load_dataset
+from dedup_audit.scan_report import build_report, terminal_summary
+from tests.semantic_support import DATA, real_cfg
+
+BENCH = DATA / "bench"
+ORIGINALS = BENCH / "humaneval_confusable_16.jsonl"
+REPHRASED = BENCH / "humaneval_confusable_rephrased_16.jsonl"
+
+
+def _texts(path: Path) -> list[str]:
+    return [json.loads(x)["text"] for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_shape_abstracts_names_and_drops_prose() -> None:
+    a = 'def add(x, y):\n    """Add two numbers."""\n    return x + y  # sum\n'
+    b = "def plus(first, second):\n    return first + second\n"
+    assert shape_tokens(a) == shape_tokens(b)
+    assert shape_tokens("def f(s):\n    return s.upper()")[-4:] == [".", "upper", "(", ")"]
+    assert shape_similarity(code_shape(a), code_shape(b)) == 1.0
+    # no function definition, no shape: a request for code is not code
+    assert code_shape("Write a short code to print the first 5 elements of a given list.") == set()
+
+
+def test_rephrased_programs_share_their_originals_shape() -> None:
+    originals = [code_shape(t) for t in _texts(ORIGINALS)]
+    rephrased = {i: code_shape(t) for i, t in enumerate(_texts(REPHRASED)) if t}
+    assert len(rephrased) == 9
+    own_best = 0
+    for i, shape in rephrased.items():
+        sims = [shape_similarity(shape, o) for o in originals]
+        assert sims[i] >= SHAPE_GATE
+        own_best += sims[i] == max(sims)
+    assert own_best >= 8  # measured: 8 of 9, the 9th ties with another program
+    rows = json.loads((DATA / "gsm8k_train_300.json").read_text(encoding="utf-8"))
+    assert not any(code_shape(r["instruction"] + "\n" + r["output"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_confusable_rephrasings_are_matched_to_their_own_program(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    """9 rephrasings whose embedding's nearest HumanEval program is another one, among 200
+    GSM8K train rows, against the 16 programs: every hit names the rephrasing's own original
+    (the code shape re-ranks the candidates), and no GSM8K row is flagged (no shape)."""
+    rows = json.loads((DATA / "gsm8k_train_300.json").read_text(encoding="utf-8"))[:200]
+    truth: dict[int, int] = {}
+    for j, text in enumerate(_texts(REPHRASED)):
+        if text:
+            truth[len(rows)] = j
+            rows.append({"instruction": text, "input": "", "output": "Sure."})
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(rows), encoding="utf-8")
+    cfg = ScanConfig(
+        views=("full",),
+        exact=False,
+        near=False,
+        semantic=real_cfg(model_cache),
+        against=(str(ORIGINALS),),
+    )
+    refs = {ORIGINALS.name: load_reference(ORIGINALS, None)}
+    result = scan(load_dataset(train), cfg, references=refs)
+    hits = {(h.index, int(h.ref_id.rsplit(":", 1)[1])) for h in result.against}
+    assert hits, "no rephrasing found"
+    assert all(truth.get(i) == j for i, j in hits), sorted(hits)
+    (cal,) = result.against_calibration
+    assert cal["code_items"] == 16 and cal["score"].startswith("cosine + code-shape")
+    # the terminal states the rate and every cut (scan prints this summary)
+    text = terminal_summary(build_report(result), result)
+    assert "false-flag rate of 0.001 per clean row and signal" in text
+    assert f"{cal['cosine_cut']:.3f}" in text and f"{cal['words_cut']:.3f}" in text
