@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from dedup_audit.scan_report import build_report, terminal_summary
 
-from dedup_audit.commands.options import load_reference
 from dedup_audit.config import ScanConfig
 from dedup_audit.detect.against import SHAPE_GATE
 from dedup_audit.detect.code_shape import code_shape, shape_similarity, shape_tokens
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
+from dedup_audit.readers.reference import load_reference
+from dedup_audit.reports.scan.report_json import build_report, terminal_summary
 from tests.semantic_support import DATA, real_cfg
 
 BENCH = DATA / "bench"
