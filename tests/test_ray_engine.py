@@ -343,3 +343,39 @@ def test_without_ray_the_engine_exits_2_naming_the_extra(
     assert res.exit_code == 2
     assert INSTALL in res.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_killed_run_resumes_from_its_checkpoints(corpus: Path, tmp_path: Path) -> None:
+    """SIGKILL the whole run (driver and the Ray processes it started) while a later stage is
+    running, as an OOM killer or a lost machine would: no outputs appear, and the same command
+    then resumes after the last finished stage and writes the local engine's outputs."""
+    import os
+    import signal
+
+    work = tmp_path / "work"
+    out = tmp_path / "out" / "clean.jsonl"
+    cmd = [sys.executable, "-m", "dedup_audit", "clean", str(corpus), "-o", str(out), "-q",
+           "--engine", "ray", "--work-dir", str(work)]  # fmt: skip
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    deadline = time.monotonic() + 240
+    done: dict[str, int] = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = {p.parent.name: p.stat().st_mtime_ns for p in work.glob("ray-*/*/_SUCCESS")}
+        if "sketch" in done:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "sketch" in done and "near" not in done
+    assert not out.exists() and not Path(f"{out}.removed.jsonl").exists()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = {p.parent.name: p.stat().st_mtime_ns for p in work.glob("ray-*/*/_SUCCESS")}
+    assert {k: after[k] for k in done} == done  # finished stages were not recomputed
+    assert {"attached", "near"} <= set(after)
+    local = tmp_path / "local.jsonl"
+    assert CliRunner().invoke(main, ["clean", str(corpus), "-o", str(local), "-q"]).exit_code == 0
+    assert out.read_bytes() == local.read_bytes()
+    assert Path(f"{out}.removed.jsonl").read_bytes() == Path(f"{local}.removed.jsonl").read_bytes()

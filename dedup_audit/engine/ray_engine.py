@@ -322,8 +322,6 @@ class RaySession:
                     logging_level=logging.WARNING,
                 )
             self.started = True
-        import logging
-
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
         # our own bar counts stages; Ray's notice that its bars are off is noise
