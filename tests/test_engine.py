@@ -24,7 +24,7 @@ from dedup_audit.engine.kernels import SketchParams
 from dedup_audit.engine.lexical import find_lexical
 from dedup_audit.engine.local import Budget, scan_lexical
 from dedup_audit.engine.store import SketchStore
-from dedup_audit.errors import ConfigError
+from dedup_audit.errors import ConfigError, InputError
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
 from dedup_audit.reports.scan.saved import load, save
@@ -509,3 +509,14 @@ def test_clean_of_a_lazily_read_file_copies_the_kept_rows(
             assert outs["eager"].read_text(encoding="utf-8").splitlines() != want
         else:
             assert pq.read_schema(outs["lazy"]) == pq.read_schema(parquet)
+
+
+def test_a_bad_line_read_lazily_names_the_row_and_line(tmp_path: Path) -> None:
+    """The lazy reader parses a batch at a time; a truncated line is still named exactly."""
+    jsonl, _ = _alpaca_jsonl(tmp_path)
+    lines = jsonl.read_text(encoding="utf-8").splitlines()
+    lines[6] = lines[6][:-3]
+    lines.insert(2, "")  # a blank line: rows and lines no longer coincide
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"demo\.jsonl: row 7 \(line 8\) is not valid JSON"):
+        list(load_dataset(jsonl, lazy=True).records)

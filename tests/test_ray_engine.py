@@ -228,7 +228,7 @@ def test_bad_input_found_by_a_worker_is_raised_as_itself(
     bad.write_text("\n".join(lines[:10]) + "\n")
     spec = detect_spec([json.loads(x) for x in lines[:3]], "bad", "auto")
     chunk = Chunk(bad.as_uri(), "jsonl", 0, 0, bad.stat().st_size)
-    with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON"):
+    with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON \(column"):
         read_chunk(vars(chunk), spec, ["full"], ScanConfig().normalize)
     with RaySession(EngineConfig(kind="ray")) as session:
         session.store = Store(str(tmp_path / "work"))
@@ -238,7 +238,7 @@ def test_bad_input_found_by_a_worker_is_raised_as_itself(
             batch_format="pyarrow",
             fn_kwargs={"spec": spec, "views": ["full"], "normalize_cfg": ScanConfig().normalize},
         )
-        with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON"):
+        with pytest.raises(InputError, match=r"bad\.jsonl: row 4 is not valid JSON \(column"):
             session._stage("texts", lambda: ds)
     assert not session.store.done("texts")
 

@@ -21,7 +21,6 @@ The steps, per view (the same as `lexical.lexical_from_sketch` does in one proce
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -103,12 +102,12 @@ def samples_texts(
 ) -> pa.Table:
     """(row, one normalised text column per view, first_turn_differs): what the local engine
     builds per batch before sketching."""
-    from dedup_audit.views import normalize, view_text
+    from dedup_audit.views import normalize_many, view_text
 
     cols: dict[str, Any] = {"row": pa.array(np.arange(first_row, first_row + len(samples)))}
     texts: dict[str, list[str]] = {}
     for view in views:
-        texts[view] = [normalize(view_text(s, view), normalize_cfg) for s in samples]
+        texts[view] = normalize_many([view_text(s, view) for s in samples], normalize_cfg)
         cols[view] = pa.array(texts[view], pa.string())
     if "first_turn" in views and "prompt" in views:
         differs = [a != b for a, b in zip(texts["first_turn"], texts["prompt"], strict=True)]
@@ -119,27 +118,11 @@ def samples_texts(
 def parse_jsonl(data: bytes, where: str, first_row: int = 0) -> list[dict[str, Any]]:
     """The rows of a slice of a JSON Lines file (blank lines skipped, as the readers do); a
     bad line is an InputError naming the file and the record's row (1-based, as reports)."""
-    from dedup_audit.errors import InputError
+    from dedup_audit.readers.jsonio import parse_json_lines
 
     lines = [line for line in data.split(b"\n") if line.strip()]
-    try:
-        rows = json.loads(b"[" + b",".join(lines) + b"]")
-    except json.JSONDecodeError:
-        rows = None
-    if rows is None or len(rows) != len(lines):
-        rows = []
-        for k, line in enumerate(lines):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise InputError(
-                    f"{where}: row {first_row + k + 1} is not valid JSON ({err.msg}); fix or "
-                    "drop that line"
-                ) from None
-    for k, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise InputError(f"{where}: row {first_row + k + 1} is not a JSON object")
-    return rows
+    texts = [line.decode("utf-8") for line in lines]
+    return parse_json_lines(texts, lambda k: f"{where}: row {first_row + k + 1}")
 
 
 # --- sketching and exact groups ------------------------------------------------------------

@@ -23,6 +23,7 @@ import numpy as np
 
 from dedup_audit.errors import InputError
 from dedup_audit.formats import Spec, build_sample
+from dedup_audit.readers.jsonio import parse_json_lines
 from dedup_audit.records import Record
 
 BATCH = 8_192
@@ -120,24 +121,7 @@ class JsonlSource(RowSource):
             data[int(a) - base : int(b) - base].decode("utf-8", errors="strict").rstrip("\r")
             for a, b in zip(self._starts[lo:hi], self._ends[lo:hi], strict=True)
         ]
-        try:
-            rows = json.loads("[" + ",".join(texts) + "]")
-            if len(rows) != len(texts):
-                raise ValueError
-        except (ValueError, json.JSONDecodeError):
-            rows = []
-            for k, t in enumerate(texts):
-                try:
-                    rows.append(json.loads(t))
-                except json.JSONDecodeError as err:
-                    raise InputError(
-                        f"{self.where(lo + k)}: malformed JSON at column {err.colno}: {err.msg}; "
-                        "fix the file"
-                    ) from None
-        for k, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise InputError(f"{self.where(lo + k)}: expected a JSON object")
-        return rows
+        return parse_json_lines(texts, lambda k: self.where(lo + k))
 
     @property
     def is_spill(self) -> bool:
