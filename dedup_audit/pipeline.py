@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dedup_audit.clusters import DIFFERENT_ANSWER, UNCONFIRMED, build_clusters, split_semantic
-from dedup_audit.config import EngineConfig, ScanConfig
+from dedup_audit.config import EngineConfig, MinHashConfig, NormalizeConfig, ScanConfig
 from dedup_audit.decide import AgainstHit, best_hits, decide
 from dedup_audit.errors import ConfigError
 from dedup_audit.records import PAIR_METHODS, Cluster, Dataset, Decision, Pair, PairSet
@@ -271,6 +271,18 @@ def load(data: str | Path | Dataset, **load_kwargs: Any) -> Dataset:
     return load_dataset(data, **load_kwargs)
 
 
+def _lexical_args(
+    cfg: ScanConfig,
+) -> tuple[tuple[str, ...], NormalizeConfig, MinHashConfig, dict[str, bool]]:
+    """What both lexical engines (local, Ray) take from the scan configuration."""
+    options = {
+        "exact": cfg.exact,
+        "near": cfg.near,
+        "skip_first_turn_if_prompt": cfg.dedup_view != "first_turn",
+    }
+    return cfg.views, cfg.normalize, cfg.minhash, options
+
+
 def scan(
     data: str | Path | Dataset,
     config: ScanConfig | None = None,
@@ -305,15 +317,9 @@ def scan(
         from dedup_audit.engine.ray_engine import RaySession
 
         with RaySession(engine) as ray_session:
+            views, normalize, minhash, options = _lexical_args(cfg)
             lexical = ray_session.scan_lexical(
-                dataset,
-                cfg.views,
-                cfg.normalize,
-                cfg.minhash,
-                exact=cfg.exact,
-                near=cfg.near,
-                skip_first_turn_if_prompt=cfg.dedup_view != "first_turn",
-                progress=progress,
+                dataset, views, normalize, minhash, **options, progress=progress
             )
             return _finish_scan(
                 dataset, cfg, lexical, None, encoder, references, progress, ray_session.labels
@@ -329,14 +335,13 @@ def scan(
         loaded = load_index(Path(index), cfg.normalize, cfg.minhash, [cfg.dedup_view])
     if save_index is not None and not cfg.near:
         raise ConfigError("--save-index needs near-duplicate detection; drop --no-near")
+    views, normalize, minhash, options = _lexical_args(cfg)
     lexical = scan_lexical(
         dataset.records,
-        cfg.views,
-        cfg.normalize,
-        cfg.minhash,
-        exact=cfg.exact,
-        near=cfg.near,
-        skip_first_turn_if_prompt=cfg.dedup_view != "first_turn",
+        views,
+        normalize,
+        minhash,
+        **options,
         engine=engine,
         progress=progress,
         index=loaded,
