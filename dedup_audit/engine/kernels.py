@@ -110,15 +110,24 @@ class Sketches:
         return len(self.counts)
 
 
-def _sketch_native(texts: list[str], params: SketchParams) -> Sketches:
-    n, p = len(texts), params.num_perm
+def _empty(n: int, params: SketchParams) -> Sketches:
+    """Uninitialised fixed-width arrays for n texts (the kernel fills every row)."""
+    return Sketches(
+        np.empty((n, 2), dtype=np.uint64),
+        np.empty(n, dtype=np.int64),
+        np.empty((n, params.num_perm), dtype=np.uint32),
+        np.empty((n, params.bands), dtype=np.uint64),
+        np.empty(0, dtype=np.uint64),
+    )
+
+
+def _sketch_native(texts: list[str], params: SketchParams, out: Sketches | None = None) -> bytes:
+    """Fill `out` (rows for exactly these texts; views into a batch's arrays, so slices need
+    no copying afterwards) and return the texts' shingle hashes, concatenated."""
+    out = out if out is not None else _empty(len(texts), params)
     a, b = params.coefficients()
-    sig = np.empty((n, p), dtype=np.uint32)
-    keys = np.empty((n, params.bands), dtype=np.uint64)
-    exact = np.empty((n, 2), dtype=np.uint64)
-    counts = np.empty(n, dtype=np.int64)
     assert _native is not None
-    flat = _native.sketch(
+    flat: bytes = _native.sketch(
         texts,
         int(params.char_mode),
         params.ngram,
@@ -126,13 +135,12 @@ def _sketch_native(texts: list[str], params: SketchParams) -> Sketches:
         b,
         params.rows,
         params.bands,
-        sig,
-        keys,
-        exact,
-        counts,
+        out.sig,
+        out.keys,
+        out.exact,
+        out.counts,
     )
-    shingles = np.frombuffer(flat, dtype=np.uint64)
-    return Sketches(exact, counts, sig, keys, shingles)
+    return flat
 
 
 def _sketch_reference(texts: list[str], params: SketchParams) -> Sketches:
@@ -180,14 +188,28 @@ def sketch(texts: Sequence[str], params: SketchParams, *, threads: int | None = 
     if _native is None:
         _warn_fallback()
         return _sketch_reference(texts, params)
-    slices = [texts[i : i + SLICE] for i in range(0, len(texts), SLICE)]
-    workers = min(threads or default_threads(), len(slices))
+    whole = _empty(len(texts), params)
+    bounds = [(i, min(i + SLICE, len(texts))) for i in range(0, len(texts), SLICE)]
+
+    def run(b: tuple[int, int]) -> bytes:
+        lo, hi = b
+        rows = Sketches(
+            whole.exact[lo:hi],
+            whole.counts[lo:hi],
+            whole.sig[lo:hi],
+            whole.keys[lo:hi],
+            whole.shingles,
+        )
+        return _sketch_native(texts[lo:hi], params, rows)
+
+    workers = min(threads or default_threads(), len(bounds))
     if workers <= 1:
-        parts = [_sketch_native(s, params) for s in slices]
+        flats = [run(b) for b in bounds]
     else:
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda s: _sketch_native(s, params), slices))
-    return concat(parts, params)
+            flats = list(pool.map(run, bounds))
+    shingles = np.frombuffer(b"".join(flats), dtype=np.uint64) if flats else whole.shingles
+    return Sketches(whole.exact, whole.counts, whole.sig, whole.keys, shingles)
 
 
 def intersect(
