@@ -94,12 +94,17 @@ def sketch_batch(
     the prompt view somewhere in the batch (else None: single-turn data needs no fourth view).
     """
     out: dict[str, ViewSketch | None] = {}
-    prompt: list[str] | None = None
+    prompt: tuple[list[str], list[str]] | None = None  # (raw, normalised)
     for view in job.views:
-        texts = _normalized(records, view, job.normalize)
+        raw = [view_text(r.sample, view) for r in records]
+        skip = view == "first_turn" and first_turn_if_differs and prompt is not None
+        if skip and prompt is not None and raw == prompt[0]:  # equal raw: equal normalised
+            out[view] = None
+            continue
+        texts = normalize_many(raw, job.normalize)
         if view == "prompt":
-            prompt = texts
-        if view == "first_turn" and first_turn_if_differs and texts == prompt:
+            prompt = (raw, texts)
+        if skip and prompt is not None and texts == prompt[1]:
             out[view] = None
             continue
         out[view] = sketch_view(
