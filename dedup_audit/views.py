@@ -48,10 +48,7 @@ def view_text(sample: Sample, view: str) -> str:
 
 def normalize(text: str, cfg: NormalizeConfig) -> str:
     """Normalise for comparison only; the written output always keeps the original text."""
-    if cfg.nfkc:
-        text = unicodedata.normalize("NFKC", text)
-    if cfg.lowercase:
-        text = text.lower()
+    text = _nfkc_lower(text, cfg)
     if cfg.punctuation:
         text = "".join(
             ch
@@ -91,6 +88,7 @@ def normalize_many(texts: Sequence[str], cfg: NormalizeConfig) -> list[str]:
 
 
 def _nfkc_lower(text: str, cfg: NormalizeConfig) -> str:
+    """The first two steps of `normalize`: NFKC, then lowercasing (as configured)."""
     if cfg.nfkc:
         text = unicodedata.normalize("NFKC", text)
     return text.lower() if cfg.lowercase else text

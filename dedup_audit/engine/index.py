@@ -89,7 +89,7 @@ chunks, so saving a spilled 1M-record view never gathers it in RAM."""
 
 
 def _save_rows(path: Path, src: Any, rows: npt.NDArray[np.int64]) -> None:
-    src = np.asarray(src) if not isinstance(src, np.ndarray) else src
+    src = np.asarray(src)
     out = np.lib.format.open_memmap(path, "w+", src.dtype, (len(rows), *src.shape[1:]))
     for lo in range(0, len(rows), SAVE_CHUNK):
         out[lo : lo + SAVE_CHUNK] = src[rows[lo : lo + SAVE_CHUNK]]

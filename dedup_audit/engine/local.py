@@ -97,16 +97,18 @@ def sketch_batch(
     prompt: tuple[list[str], list[str]] | None = None  # (raw, normalised)
     for view in job.views:
         raw = [view_text(r.sample, view) for r in records]
-        skip = view == "first_turn" and first_turn_if_differs and prompt is not None
-        if skip and prompt is not None and raw == prompt[0]:  # equal raw: equal normalised
-            out[view] = None
-            continue
-        texts = normalize_many(raw, job.normalize)
-        if view == "prompt":
-            prompt = (raw, texts)
-        if skip and prompt is not None and texts == prompt[1]:
-            out[view] = None
-            continue
+        if view == "first_turn" and first_turn_if_differs and prompt is not None:
+            if raw == prompt[0]:  # equal raw texts: equal normalised texts
+                out[view] = None
+                continue
+            texts = normalize_many(raw, job.normalize)
+            if texts == prompt[1]:
+                out[view] = None
+                continue
+        else:
+            texts = normalize_many(raw, job.normalize)
+            if view == "prompt":
+                prompt = (raw, texts)
         out[view] = sketch_view(
             texts, job.modes[view], job.minhash, threads=job.threads, near=job.near
         )

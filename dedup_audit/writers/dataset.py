@@ -174,7 +174,7 @@ def write_dataset(
     streamed = _streamed(dataset, keep, out)
     if streamed is not None:
         with OutputPlan([Path(p) for p in dataset.paths], force) as plan:
-            stage_dataset(plan, dataset, keep, out)
+            _stage_streamed(plan, streamed, out)
             plan.commit()
         return out
     payload = _payload(dataset, keep, out)
@@ -185,18 +185,22 @@ def write_dataset(
     return out
 
 
+def _stage_streamed(plan: OutputPlan, copy: Callable[[Path], None], out: Path) -> None:
+    tmp = plan.stage_path(out)
+    try:
+        copy(tmp)
+        os.chmod(tmp, 0o644)
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: cannot write ({exc.strerror or exc}); nothing was written"
+        ) from None
+
+
 def stage_dataset(plan: OutputPlan, dataset: Dataset, keep: Sequence[int], out: Path) -> None:
     """Like `write_dataset`, but staged in `plan` (renamed into place at `plan.commit()`)."""
     streamed = _streamed(dataset, keep, out)
     if streamed is not None:
-        tmp = plan.stage_path(out)
-        try:
-            streamed(tmp)
-            os.chmod(tmp, 0o644)
-        except OSError as exc:
-            raise OutputError(
-                f"{out}: cannot write ({exc.strerror or exc}); nothing was written"
-            ) from None
+        _stage_streamed(plan, streamed, out)
         return
     payload = _payload(dataset, keep, out)
     if isinstance(payload, bytes):
