@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -91,12 +92,76 @@ def build_gsm8k_heldout(
     return [r for r, _ in items], truth
 
 
+def build_humaneval_split(
+    n: int, seed: int, out: Path
+) -> tuple[list[dict[str, str]], dict[int, tuple[str, int]], Path, set[int]]:
+    """Same-domain code: the reference is HumanEval's even-numbered programs; the training rows
+    are the unrelated distractors, every GPT-4 rephrasing (of even programs: contamination; of
+    odd ones: a HumanEval-style program for another task) and the odd programs themselves.
+    Returns (rows, truth, reference file, rows that are same-domain negatives)."""
+    rng = random.Random(seed)
+    he = [json.loads(x)["text"] for x in (DEC / "HumanEval.jsonl").read_text("utf-8").splitlines()]
+    reph = [
+        json.loads(x)["text"]
+        for x in (DEC / "humaneval_python.jsonl").read_text("utf-8").splitlines()
+    ]
+    ref = out / "humaneval_even.jsonl"
+    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in he[::2]), encoding="utf-8")
+    items: list[tuple[dict[str, str], tuple[str, int] | None, bool]] = [
+        (r, None, False) for r in distractors("unrelated", n, seed)
+    ]
+    for j, text in enumerate(reph):
+        if text.strip():
+            row = {"instruction": text, "input": "", "output": "Sure."}
+            truth = (ref.name, j // 2) if j % 2 == 0 else None
+            items.insert(rng.randint(0, len(items)), (row, truth, j % 2 == 1))
+    for j in range(1, len(he), 2):
+        row = {"instruction": he[j], "input": "", "output": "Sure."}
+        items.insert(rng.randint(0, len(items)), (row, None, True))
+    truth_map = {i: t for i, (_, t, _) in enumerate(items) if t is not None}
+    hard = {i for i, (_, _, h) in enumerate(items) if h}
+    return [r for r, _, _ in items], truth_map, ref, hard
+
+
+def native_humaneval(out: Path) -> Path:
+    """HumanEval in its own layout ({task_id, prompt, canonical_solution, entry_point}), rebuilt
+    from the {"text"} file: the prompt runs to the end of the last top-level function's
+    docstring (helpers before it stay in the prompt, as in HumanEval), the rest is the solution."""
+    rows = []
+    lines = (DEC / "HumanEval.jsonl").read_text("utf-8").splitlines()
+    for j, line in enumerate(lines):
+        text = json.loads(line)["text"]
+        main_def = list(re.finditer(r"^def\s+(\w+)", text, re.MULTILINE))[-1]
+        doc = re.compile(r'("""|\'\'\')[\s\S]*?\1').search(text, main_def.end())
+        end = doc.end() if doc else main_def.end()
+        end = text.find("\n", end) + 1 or len(text)
+        rows.append(
+            {
+                "task_id": f"HumanEval/{j}",
+                "prompt": text[:end],
+                "canonical_solution": text[end:],
+                "test": "",
+                "entry_point": main_def[1],
+            }
+        )
+    path = out / "HumanEval_native.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--distractors", choices=["unrelated", "gsm8k"], default="unrelated")
-    ap.add_argument("--heldout", choices=["gsm8k"], default=None)
+    ap.add_argument("--heldout", choices=["gsm8k", "humaneval-split"], default=None)
+    ap.add_argument(
+        "--humaneval-format",
+        choices=["text", "native"],
+        default="text",
+        help="the HumanEval reference as LLM-Decontaminator's {text} file or in HumanEval's "
+        "own prompt / canonical_solution layout (rebuilt from it); rows stay matched by index",
+    )
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--rate", type=float, default=0.001)
@@ -111,13 +176,19 @@ def main() -> None:
     from dedup_audit.readers.reference import load_reference
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    args.out.mkdir(parents=True, exist_ok=True)
+    hard: set[int] = set()
     if args.heldout == "gsm8k":
         rows, truth = build_gsm8k_heldout(args.n, args.seed)
         ref_paths = {"test.jsonl": D / "gsm8k/test.jsonl"}
+    elif args.heldout == "humaneval-split":
+        rows, truth, ref_file, hard = build_humaneval_split(args.n, args.seed, args.out)
+        ref_paths = {ref_file.name: ref_file}
     else:
         rows, truth = build(args.distractors, args.n, args.seed)
         ref_paths = {n: DEC / n for n in ("sociology_test.csv", "HumanEval.jsonl")}
-    args.out.mkdir(parents=True, exist_ok=True)
+        if args.humaneval_format == "native":  # same row order: truth names stay valid
+            ref_paths["HumanEval.jsonl"] = native_humaneval(args.out)
     path = args.out / "train.json"
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     refs = {name: load_reference(p, None) for name, p in ref_paths.items()}
@@ -154,6 +225,11 @@ def main() -> None:
     )
     for cal in result.against_calibration:
         print(json.dumps(cal))
+    if hard:
+        print(
+            f"same-domain negatives flagged: {len(set(fp) & hard)} of {len(hard)} (other HumanEval"
+            f" programs and their rephrasings); unrelated rows flagged: {len(set(fp) - hard)}"
+        )
     for i in fp[: args.show]:
         print("FP", i, sorted(methods[i]), rows[i]["instruction"][:100].replace("\n", " "))
         for ref, j in sorted(flagged[i]):

@@ -154,3 +154,61 @@ def test_template_sibling_with_other_quantities_is_not_a_rephrasing() -> None:
     flagged = {(h.train_index, h.reference_index) for h in hits}
     assert (len(rows) - 1, len(test_rows) - 1) in flagged  # the rewrite, to its own item
     assert all(i != len(rows) - 2 for i, _ in flagged)  # never the sibling
+
+
+def _sibling_case() -> tuple[Dataset, Dataset]:
+    """A reference whose items 0 and 1 are near-copies of each other (as HumanEval's two
+    `correct_bracketing` tasks are), a training copy of item 0, a rephrasing of item 2 that
+    keeps 6 of its 8 words, and unrelated rows that share a word or two with some item."""
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+    ref_texts = [
+        " ".join([*words, "theta"]),
+        " ".join([*words, "iota"]),  # item 0's sibling: 7 of 8 words shared
+        "kappa lambda mu nu xi omicron pi rho",
+        "red orange yellow green blue indigo violet white",
+        "oak elm ash birch beech cedar fir pine",
+        "salmon trout carp pike perch bass cod eel",
+        "lion tiger puma lynx jaguar cheetah leopard ocelot",
+        "iron copper zinc tin lead nickel cobalt silver",
+    ]
+    train_texts = [ref_texts[0], "kappa lambda mu nu xi omicron sigma tau"]
+    fillers = [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+    ]
+    for n, item in enumerate(ref_texts[3:] * 3):
+        train_texts.append(" ".join([item.split()[n % 8], *fillers[n % 4 : n % 4 + 7]]))
+    reference = _alpaca([{"instruction": t, "output": "n/a"} for t in ref_texts], "ref")
+    return _alpaca([{"instruction": t, "output": "n/a"} for t in train_texts], "train"), reference
+
+
+def test_near_copy_items_in_the_reference_are_one_item_for_the_null() -> None:
+    """The copy of item 0 scores 0.875 against item 0's sibling; as a null sample that would
+    push the cut above the rephrasing of item 2 (0.75). Items that score the cut against each
+    other are siblings, so the null skips them and the rephrasing is found."""
+    train, reference = _sibling_case()
+    calibrations: list[Calibration] = []
+    hits = find_against(
+        train,
+        reference,
+        name="ref",
+        semantic=SemanticConfig(enabled=True),
+        encoder=FakeEncoder(),
+        methods=("embedding",),
+        calibrations=calibrations,
+    )
+    (cal,) = calibrations
+    assert cal.sibling_pairs == 1 and cal.to_dict()["sibling_pairs"] == 1
+    assert cal.to_dict()["siblings"] == [["ref:0", "ref:1", 0.875]]  # ids, strongest first
+    assert cal.cosine_cut < 0.75  # without siblings: 0.875, item 1's score for the copy
+    assert {(h.train_index, h.reference_index) for h in hits} == {(0, 0), (1, 2)}

@@ -11,7 +11,13 @@ import pytest
 
 from dedup_audit.config import ScanConfig
 from dedup_audit.detect.against import SHAPE_GATE
-from dedup_audit.detect.code_shape import code_shape, shape_similarity, shape_tokens
+from dedup_audit.detect.code_shape import (
+    code_shape,
+    literal_skeleton,
+    shape_similarity,
+    shape_tokens,
+    skeleton_tokens,
+)
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
 from dedup_audit.readers.reference import load_reference
@@ -51,6 +57,60 @@ def test_rephrased_programs_share_their_originals_shape() -> None:
     assert not any(code_shape(r["instruction"] + "\n" + r["output"]) for r in rows)
 
 
+# HumanEval/42 and its GPT-4 rephrasing (LLM-Decontaminator), docstrings verbatim: the names,
+# the values and the loop all changed; the examples' types, counts and brackets did not.
+INCR_LIST = '''def incr_list(l: list):
+    """Return list with elements incremented by 1.
+    >>> incr_list([1, 2, 3])
+    [2, 3, 4]
+    >>> incr_list([5, 3, 5, 2, 3, 3, 9, 0, 123])
+    [6, 4, 6, 3, 4, 4, 10, 1, 124]
+    """
+    return [(e + 1) for e in l]
+'''
+AUGMENT_VALUES = '''def augment_values(elems: list):
+    """Returns a list where each element has been increased by one.
+    >>> augment_values([4, 7, 9])
+    [5, 8, 10]
+    >>> augment_values([56, 32, 89, 22, 45, 67, 12, 0, 999])
+    [57, 33, 90, 23, 46, 68, 13, 1, 1000]
+    """
+    i = 0
+    while i < len(elems):
+        elems[i] += 1
+        i += 1
+        pass  # meaningless command to bypass n-gram check
+    return elems
+'''
+
+
+def test_literal_skeleton_keeps_a_programs_examples() -> None:
+    assert skeleton_tokens("f(['a', 3.14, 5]) => True  # x2") == [
+        "(", "[", "S", ",", "F", ",", "N", "]", ")", "=>", "True",
+    ]  # fmt: skip
+    # the two docstrings' examples have the same skeleton, so the programs share most 5-grams
+    examples = [
+        skeleton_tokens(t.split(">>>", 1)[1].split('"""')[0]) for t in (INCR_LIST, AUGMENT_VALUES)
+    ]
+    assert examples[0] == examples[1]
+    # measured 0.44: the bodies differ (a comprehension, a while loop)
+    assert shape_similarity(literal_skeleton(INCR_LIST), literal_skeleton(AUGMENT_VALUES)) > 0.4
+    # prose has brackets and numbers too, but no program: no skeleton
+    assert literal_skeleton("Sort [3, 1, 2] and print (1, 2, 3).") == frozenset()
+
+
+def test_rephrased_programs_keep_their_originals_literal_skeleton() -> None:
+    """Every one of the 9 confusable rephrasings (embedding nearer another program) has the
+    highest skeleton Jaccard with its own original among the 16 programs (measured: 0.22-1.0
+    against at most 0.32 for another program)."""
+    originals = [literal_skeleton(t) for t in _texts(ORIGINALS)]
+    rephrased = {i: literal_skeleton(t) for i, t in enumerate(_texts(REPHRASED)) if t}
+    for i, skeleton in rephrased.items():
+        sims = [shape_similarity(skeleton, o) for o in originals]
+        others = sims[:i] + sims[i + 1 :]
+        assert sims[i] > max(others), (i, sims[i], max(others))
+
+
 @pytest.mark.slow
 def test_confusable_rephrasings_are_matched_to_their_own_program(
     tmp_path: Path, model_cache: Path
@@ -80,7 +140,12 @@ def test_confusable_rephrasings_are_matched_to_their_own_program(
     assert all(truth.get(i) == j for i, j in hits), sorted(hits)
     (cal,) = result.against_calibration
     assert cal["code_items"] == 16 and cal["score"].startswith("cosine + code-shape")
+    # fib4 / fibfib (rows 7 and 11: the same recurrence, 4 terms or 3) score the cut against
+    # each other: siblings, one item for the null (measured: 4 pairs, cut 0.930)
+    pairs = {(a.rsplit(":", 1)[1], b.rsplit(":", 1)[1]) for a, b, _ in cal["siblings"]}
+    assert ("7", "11") in pairs and cal["sibling_pairs"] == len(cal["siblings"])
     # the terminal states the rate and every cut (scan prints this summary)
     text = terminal_summary(build_report(result), result)
     assert "false-flag rate of 0.001 per clean row and signal" in text
     assert f"{cal['cosine_cut']:.3f}" in text and f"{cal['words_cut']:.3f}" in text
+    assert f"{cal['sibling_pairs']} pairs of reference items are near-copies" in text

@@ -149,6 +149,48 @@ scores the k-th spacing scales as 1/k, so the 1st-minus-2nd margin of an unrelat
 about twice the 2nd-minus-3rd: the null sample is scaled by this factor."""
 
 
+SIBLINGS_SHOWN = 10
+"""report.json lists this many sibling pairs (near-copies inside the reference), strongest
+first: worth knowing about a benchmark, and why a copy may be matched to an item's sibling."""
+
+SIBLING_ROUNDS = 10
+"""Rounds of the sibling fixed point (`_sibling_cut`); the development sets settle in 2-4."""
+
+
+def _sibling_cut(scores: list[list[float]], pairs: list[list[float]], rate: float) -> float:
+    """The score cut: the (1 - rate) quantile of every row's best runner-up that is not a
+    sibling of its best item (at least CANDIDATE_FLOOR).
+
+    `scores[r]` are row r's runners-up scores (best first excluded, descending) and `pairs[r]`
+    those items' scores against row r's best item. Siblings are items that score the cut
+    against each other, so the cut is a fixed point: round one has no siblings (the plain
+    2nd-best null), each round's cut defines the next round's siblings, and since more siblings
+    only lower the null, the cut only falls; at most SIBLING_ROUNDS rounds. A row needs two
+    non-sibling runners-up to be a null sample (the margin null uses the second one)."""
+    import numpy as np
+
+    width = max((len(r) for r in scores), default=0)
+    if width < 2:
+        return max(CANDIDATE_FLOOR, _quantile([], 1.0 - rate))
+    s = np.full((len(scores), width), -np.inf)
+    p = np.full((len(scores), width), np.inf)
+    for r, (row_scores, row_pairs) in enumerate(zip(scores, pairs, strict=True)):
+        s[r, : len(row_scores)] = row_scores
+        p[r, : len(row_pairs)] = row_pairs
+    valid = np.isfinite(s)
+    cut = float("inf")
+    for _ in range(SIBLING_ROUNDS):
+        free = valid & (p < cut)
+        rows = free.sum(axis=1) >= 2
+        first = free.argmax(axis=1)
+        null = s[np.flatnonzero(rows), first[rows]].tolist()
+        new_cut = max(CANDIDATE_FLOOR, _quantile(null, 1.0 - rate))  # a hit is >= floor
+        if new_cut >= cut:
+            break
+        cut = new_cut
+    return cut
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -157,10 +199,15 @@ def _words(text: str) -> int:
 class Calibration:
     """How the embedding check's cuts were set from this data (written into report.json).
 
-    Score of a (training text, item) pair: the cosine, plus the code-shape Jaccard for code items.
+    Score of a (training text, item) pair: the cosine, plus for code items the Jaccards of the
+    code shape and of the literal skeleton (`code_shape`).
     Null distribution: a text rephrases at most one item, so every training text's 2nd-best item
-    is unrelated to it. The 2nd-best scores are a sample of "best score of an unrelated item",
-    twice the 2nd-minus-3rd spacing one of "margin of an unrelated best" (MARGIN_SPACING), the
+    is unrelated to it, unless the reference holds near-copies of its best item (HumanEval's two
+    `correct_bracketing` tasks, `filter_by_prefix` / `filter_by_substring`): items that score
+    the cut against each other are siblings, one item for the null (`sibling_pairs` of them,
+    found by fixed point: `_sibling_cut`), and the 2nd-best is the best non-sibling.
+    The 2nd-best scores are a sample of "best score of an unrelated item", twice the
+    2nd-minus-3rd spacing one of "margin of an unrelated best" (MARGIN_SPACING), the
     2nd-best item's term share (`_TermOverlap`) one of "terms an unrelated item shares", and the
     share of 2nd-best items whose answer the text carries is the answer signal's own false-flag
     rate. Each cut is its sample's (1 - rate) quantile, and the answer signal is used only when
@@ -180,6 +227,8 @@ class Calibration:
     answer_null_rate: float = 0.0
     code_items: int = 0
     words_cut: float = 1.0
+    sibling_pairs: int = 0
+    siblings: tuple[tuple[str, str, float], ...] = ()  # the strongest SIBLINGS_SHOWN, as ids
 
     @property
     def answer_signal(self) -> bool:
@@ -190,13 +239,19 @@ class Calibration:
             "reference": self.reference,
             "false_flag_rate": self.rate,
             "null_pairs": self.null_size,
-            "score": "cosine + code-shape Jaccard (code items)" if self.code_items else "cosine",
+            "score": (
+                "cosine + code-shape and literal-skeleton Jaccards (code items)"
+                if self.code_items
+                else "cosine"
+            ),
             "cosine_cut": round(self.cosine_cut, 6),
             "margin_cut": round(self.margin_cut, 6),
             "words_cut": round(self.words_cut, 6),
             "answer_null_rate": round(self.answer_null_rate, 6),
             "answer_signal": self.answer_signal,
             "code_items": self.code_items,
+            "sibling_pairs": self.sibling_pairs,
+            "siblings": [[a, b, round(score, 6)] for a, b, score in self.siblings],
             "candidate_floor": self.floor,
             "candidates": self.candidates,
             "flagged": self.flagged,
@@ -357,18 +412,20 @@ def _embedding_hits(
     *,
     rate: float,
     name: str,
+    ref_ids: list[str] | None = None,
 ) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Two-stage embedding check. Stage 1: each training text's CANDIDATES nearest reference
     items (recall-oriented). Stage 2: the candidates are ranked by their score (cosine, plus the
-    code-shape Jaccard for code items, which only texts of a similar program shape may match;
-    an item that states 3+ numbers only texts that keep half of them, KEPT_QUANTITIES);
-    the best is a hit when its cosine reaches CANDIDATE_FLOOR and its score passes the calibrated
-    cut, or its margin over the 2nd-best passes the calibrated margin cut (a rephrasing is far
+    code-shape and literal-skeleton Jaccards for code items, which only texts of a similar
+    program shape may match; an item that states 3+ numbers only texts that keep half of them,
+    KEPT_QUANTITIES); the best is a hit when its cosine reaches CANDIDATE_FLOOR and its score
+    passes the calibrated cut, or its margin over the best non-sibling runner-up passes the
+    calibrated margin cut (a rephrasing is far
     closer to its own original than to the next item), or the training text carries enough of
     the item's distinctive terms (names, numbers, rare words: `_TermOverlap`) or the item's
     numbers or answer (`answer_evidence`, while that signal's null rate is at most `rate`); all
     but the first only for a training text of comparable size (SIZE_RATIO). See `Calibration`."""
-    from dedup_audit.detect.code_shape import code_shape, shape_similarity
+    from dedup_audit.detect.code_shape import code_shape, literal_skeleton, shape_similarity
     from dedup_audit.detect.faiss_index import knn_cross
 
     ti = [i for i, t in enumerate(train_raw) if t.strip()]
@@ -382,8 +439,11 @@ def _embedding_hits(
     t_emb = encoder.encode([train_raw[i] for i in ti], batch_size=cfg.batch_size, progress=progress)
     r_emb = encoder.encode([ref_raw[j] for j in ri], batch_size=cfg.batch_size, progress=progress)
     r_shape = [code_shape(ref_answers[j]) for j in ri]
+    r_skel = [
+        literal_skeleton(ref_answers[j]) if r_shape[j] else frozenset() for j in range(len(ri))
+    ]
     code_items = sum(1 for s in r_shape if s)
-    t_shape: dict[int, frozenset[bytes]] = {}
+    t_code: dict[int, tuple[frozenset[bytes], frozenset[bytes]]] = {}
     r_nums = [_numbers(ref_raw[j]) for j in ri]
     t_nums: dict[int, set[str]] = {}
     k = min(max(cfg.k, CANDIDATES), len(ri))
@@ -392,10 +452,12 @@ def _embedding_hits(
         cos = min(1.0, cos)
         score, fits = cos, True
         if r_shape[b]:
-            if a not in t_shape:
-                t_shape[a] = code_shape(train_raw[ti[a]])
-            sim = shape_similarity(t_shape[a], r_shape[b])
-            score, fits = cos + sim, sim >= SHAPE_GATE
+            if a not in t_code:
+                text = train_raw[ti[a]]
+                t_code[a] = (code_shape(text), literal_skeleton(text))
+            sim = shape_similarity(t_code[a][0], r_shape[b])
+            score = cos + sim + shape_similarity(t_code[a][1], r_skel[b])
+            fits = sim >= SHAPE_GATE
         elif len(r_nums[b]) >= 3:
             if a not in t_nums:
                 t_nums[a] = _numbers(train_raw[ti[a]])
@@ -409,35 +471,69 @@ def _embedding_hits(
             t_terms[a] = _terms(train_raw[ti[a]])
         return t_terms[a]
 
+    pair_scores: dict[tuple[int, int], float] = {}
+
+    def item_score(b1: int, b2: int) -> float:
+        """Two reference items' score, as a training text's against an item (symmetric)."""
+        key = (min(b1, b2), max(b1, b2))
+        if key not in pair_scores:
+            score = min(1.0, float(r_emb[b1] @ r_emb[b2]))
+            if r_shape[b1] and r_shape[b2]:
+                score += shape_similarity(r_shape[b1], r_shape[b2])
+                score += shape_similarity(r_skel[b1], r_skel[b2])
+            pair_scores[key] = score
+        return pair_scores[key]
+
+    for lst in ranked.values():
+        lst.sort(key=lambda c: (-c.score, c.item))
+    order = sorted(ranked)
+    cut = _sibling_cut(
+        [[c.score for c in ranked[a][1:]] for a in order],
+        [[item_score(ranked[a][0].item, c.item) for c in ranked[a][1:]] for a in order],
+        rate,
+    )
+
+    def runners_up(lst: list[_Candidate]) -> list[_Candidate]:
+        """The candidates after the best that are not its siblings (items that score the cut
+        or more against it): a text that copies an item is as close to the item's near-copies
+        in the reference, which are one item for the null and the margin."""
+        return [c for c in lst[1:] if item_score(lst[0].item, c.item) < cut]
+
     null_top: list[float] = []
     null_margin: list[float] = []
     null_words: list[float] = []
     answer_null = 0
-    for a, lst in ranked.items():
-        lst.sort(key=lambda c: (-c.score, c.item))
-        if len(lst) > 2:
-            second = lst[1]
+    for a in order:
+        rest = runners_up(ranked[a])
+        if len(rest) > 1:
+            second = rest[0]
             null_top.append(second.score)
             if second.fits:
-                null_margin.append(MARGIN_SPACING * (second.score - lst[2].score))
+                null_margin.append(MARGIN_SPACING * (second.score - rest[1].score))
                 null_words.append(overlap.share(second.item, terms_of(a)))
                 j2, i = ri[second.item], ti[a]
                 answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
-    cut = max(CANDIDATE_FLOOR, _quantile(null_top, 1.0 - rate))  # a hit's cosine is >= floor
+    sibling_list = sorted(
+        ((score, a, b) for (a, b), score in pair_scores.items() if score >= cut),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    ids = ref_ids if ref_ids is not None else [str(j) for j in range(len(ref_raw))]
+    shown = tuple((ids[ri[a]], ids[ri[b]], score) for score, a, b in sibling_list[:SIBLINGS_SHOWN])
     margin_cut = _quantile(null_margin, 1.0 - rate)
     words_cut = _quantile(null_words, 1.0 - rate)
     answer_rate = answer_null / len(null_top) if null_top else 1.0
     out: list[tuple[int, int, float]] = []
     by_signal: dict[str, int] = {}
     candidates = 0
-    for a in sorted(ranked):
+    for a in order:
         lst = ranked[a]
         best = lst[0]
         if best.cosine < CANDIDATE_FLOOR or not best.fits:
             continue
         candidates += 1
         i, j = ti[a], ri[best.item]
-        runner_up = lst[1].score if len(lst) > 1 else -1.0
+        rest = runners_up(lst)
+        runner_up = rest[0].score if rest else -1.0
         sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
         if best.score >= cut:
             signal = "cosine"
@@ -468,6 +564,8 @@ def _embedding_hits(
         answer_rate,
         code_items,
         words_cut,
+        len(sibling_list),
+        shown,
     )
     return out, calib
 
@@ -536,6 +634,7 @@ def find_against(
             progress,
             rate=false_flag_rate,
             name=name,
+            ref_ids=[r.id for r in reference.records],
         )
         if calib is not None and calibrations is not None:
             calibrations.append(calib)

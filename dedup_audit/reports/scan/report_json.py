@@ -434,6 +434,12 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
                     f"{cal.get('score', 'cosine')} >= {cal['cosine_cut']:.3f}, margin >= "
                     f"{cal['margin_cut']:.3f} or term share >= {cal.get('words_cut', 1.0):.3f}"
                 )
+                if cal.get("sibling_pairs"):
+                    a, b, _ = cal["siblings"][0]
+                    out.append(
+                        f"  {cal['sibling_pairs']} pairs of reference items are near-copies of "
+                        f"each other (e.g. {a} / {b}), one item for the null: report.json lists them"
+                    )
     if result is not None:
         out += largest_clusters_text(result)
     out.append(f"Ids: {ds.get('ids', describe_ids(ds.get('id_column')))}")
