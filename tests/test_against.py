@@ -103,6 +103,7 @@ def test_real_model_catches_the_rephrased_question(model_cache: Path) -> None:
     (cal,) = calibrations
     assert cal.null_size == 304 and cal.flagged == len(emb)
     assert sum(cal.by_signal.values()) == cal.flagged
+    assert cal.question_answer_items == 0  # worked solutions are not one-line answers
     # Same-domain distractors (GSM8K train vs GSM8K test) on a small set are the hard case: the
     # cuts come from only 304 null pairs, and 7 of the 300 real train questions are flagged
     # (measured; cosine 0.55-0.75, similar problems, not copies). Guard against it growing.

@@ -17,6 +17,7 @@ from dedup_audit.detect.against import answer_evidence, find_against, task_text
 from dedup_audit.pipeline import scan
 from dedup_audit.readers import load_dataset
 from dedup_audit.readers.reference import load_reference
+from dedup_audit.reports.scan.report_json import build_report, terminal_summary
 from tests.semantic_support import DATA, real_cfg
 
 BENCH = DATA / "bench"
@@ -233,10 +234,42 @@ def test_rephrased_benchmark_items_found_at_default_settings(
     assert len(false_flags) <= 1, false_flags
     cal = result.against_calibration
     assert [c["reference"] for c in cal] == list(refs)
-    for c in cal:  # the score adds the code-shape Jaccard (<= 1) for code items
-        top = 2.0 if c["code_items"] else 1.0
+    for c in cal:  # the score adds the code-shape and skeleton Jaccards (<= 1 each) for code
+        top = 3.0 if c["code_items"] else 1.0
         assert c["false_flag_rate"] == 0.001 and 0.45 <= c["cosine_cut"] <= top
         assert sum(c["flagged_by_signal"].values()) == c["flagged"]
     mmlu, he = cal
     assert mmlu["code_items"] == 0 and he["code_items"] == 4
     assert mmlu["score"] == "cosine" and he["score"].startswith("cosine + code-shape")
+
+
+@pytest.mark.slow
+def test_a_question_carried_with_its_answer_is_found(tmp_path: Path, model_cache: Path) -> None:
+    """Two GPT-4 rephrasings that carry an MMLU question with its answer ("Smart's work implied
+    that: Response: criminal activities by women often mirrored conventional gender roles.")
+    among 200 GSM8K train rows, against 14 MMLU sociology items. Their cosine to the bare
+    question is below the candidate floor (0.42 and 0.37 measured on the development set), so
+    only the question + answer signal (the item's question and correct answer embedded
+    together, compared with the whole training record) finds them; no GSM8K row is flagged."""
+    rows = json.loads((DATA / "gsm8k_train_300.json").read_text(encoding="utf-8"))[:200]
+    lines = (BENCH / "mmlu_sociology_qa_rephrased_2.jsonl").read_text("utf-8").splitlines()
+    for line in lines:
+        rows.append({"instruction": json.loads(line)["text"], "input": "", "output": "Sure."})
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(rows), encoding="utf-8")
+    ref = BENCH / "mmlu_sociology_14.csv"
+    cfg = ScanConfig(
+        views=("full",),
+        exact=False,
+        near=False,
+        semantic=real_cfg(model_cache),
+        against=(str(ref),),
+    )
+    result = scan(load_dataset(train), cfg, references={ref.name: load_reference(ref, None)})
+    hits = {(h.index, h.ref_id) for h in result.against if h.method == "embedding"}
+    assert hits == {(200, f"{ref.name}:12"), (201, f"{ref.name}:13")}
+    (cal,) = result.against_calibration
+    assert cal["flagged_by_signal"] == {"question+answer": 2}
+    assert cal["question_answer_items"] == 14 and 0.45 <= cal["question_answer_cut"] < 1.0
+    text = terminal_summary(build_report(result), result)
+    assert f"question + answer >= {cal['question_answer_cut']:.3f}" in text

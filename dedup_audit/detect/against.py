@@ -12,7 +12,8 @@ of overlap it is:
   is: the program's shape for code items (`code_shape`), a score, a margin over the
   next-nearest item or the share of the item's distinctive terms beyond cuts calibrated on this
   data's own null distribution (see `Calibration`), or the item's numbers / answer in the
-  training text.
+  training text; and, for items with a one-line answer, the whole training record against the
+  item's question and answer embedded together (`_question_answer`).
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ class Calibration:
     words_cut: float = 1.0
     sibling_pairs: int = 0
     siblings: tuple[tuple[str, str, float], ...] = ()  # the strongest SIBLINGS_SHOWN, as ids
+    question_answer_cut: float = 1.0
+    question_answer_items: int = 0
 
     @property
     def answer_signal(self) -> bool:
@@ -247,6 +250,8 @@ class Calibration:
             "cosine_cut": round(self.cosine_cut, 6),
             "margin_cut": round(self.margin_cut, 6),
             "words_cut": round(self.words_cut, 6),
+            "question_answer_cut": round(self.question_answer_cut, 6),
+            "question_answer_items": self.question_answer_items,
             "answer_null_rate": round(self.answer_null_rate, 6),
             "answer_signal": self.answer_signal,
             "code_items": self.code_items,
@@ -401,6 +406,72 @@ class _Candidate:
     fits: bool  # the item's kind allows the match: program shape, quantities (see the gates)
 
 
+ANSWER_WORDS = 30
+"""The question + answer signal covers items whose answer is one line of at most this many
+words (a multiple-choice answer's text, as `answer_evidence`'s choice words): a rephrasing
+carries such an answer along with the question. Worked solutions (GSM8K: lines of steps, then
+`#### n`) and programs are not: with them two different problems' records look alike (11 more
+GSM8K train rows flagged on the held-out set with every answer, 1 more with answers of at most
+30 words)."""
+
+
+@dataclass(frozen=True)
+class _QuestionAnswer:
+    """The question + answer signal's verdict per training row: its nearest item by the
+    embedding of the item's question and answer together, and that signal's calibrated cut."""
+
+    best: dict[int, tuple[int, float]]  # training row (position in ti) -> (item, cosine)
+    cut: float
+    items: int
+
+
+def _question_answer(
+    t_whole: list[str],
+    qa_texts: dict[int, str],
+    cfg: SemanticConfig,
+    encoder: Encoder,
+    progress: bool,
+    rate: float,
+) -> _QuestionAnswer:
+    """A rephrasing may carry an item's question and its answer together ("Smart's work
+    implied that: criminal activities by women often mirrored conventional gender roles"), as
+    a training record carries both in its prompt and response. Such a text is far from the bare
+    question (cosine 0.37-0.42 for two of them) and close to question + answer (0.87-0.92).
+    Each whole training record (`embedding_text` of the full view) is compared with each item's
+    question + answer; the nearest item is a hit past this signal's own cut, the (1 - rate)
+    quantile of every row's best non-sibling runner-up (`_sibling_cut`), like the score's."""
+    from dedup_audit.detect.faiss_index import knn_cross
+
+    items = sorted(qa_texts)
+    if not items or not t_whole:
+        return _QuestionAnswer({}, 1.0, 0)
+    t_emb = encoder.encode(t_whole, batch_size=cfg.batch_size, progress=progress)
+    q_emb = encoder.encode(
+        [qa_texts[b] for b in items], batch_size=cfg.batch_size, progress=progress
+    )
+    ranked: dict[int, list[tuple[float, int]]] = {}
+    for a, q, cos in knn_cross(t_emb, q_emb, min(CANDIDATES, len(items)), -1.0):
+        ranked.setdefault(a, []).append((-min(1.0, cos), q))
+    order = sorted(ranked)
+    for a in order:
+        ranked[a].sort()
+    pair: dict[tuple[int, int], float] = {}
+
+    def item_score(q1: int, q2: int) -> float:
+        key = (min(q1, q2), max(q1, q2))
+        if key not in pair:
+            pair[key] = min(1.0, float(q_emb[q1] @ q_emb[q2]))
+        return pair[key]
+
+    cut = _sibling_cut(
+        [[-c for c, _ in ranked[a][1:]] for a in order],
+        [[item_score(ranked[a][0][1], q) for _, q in ranked[a][1:]] for a in order],
+        rate,
+    )
+    best = {a: (items[ranked[a][0][1]], -ranked[a][0][0]) for a in order}
+    return _QuestionAnswer(best, cut, len(items))
+
+
 def _embedding_hits(
     train_raw: list[str],
     ref_raw: list[str],
@@ -413,6 +484,7 @@ def _embedding_hits(
     rate: float,
     name: str,
     ref_ids: list[str] | None = None,
+    train_whole: list[str] | None = None,
 ) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Two-stage embedding check. Stage 1: each training text's CANDIDATES nearest reference
     items (recall-oriented). Stage 2: the candidates are ranked by their score (cosine, plus the
@@ -424,7 +496,9 @@ def _embedding_hits(
     closer to its own original than to the next item), or the training text carries enough of
     the item's distinctive terms (names, numbers, rare words: `_TermOverlap`) or the item's
     numbers or answer (`answer_evidence`, while that signal's null rate is at most `rate`); all
-    but the first only for a training text of comparable size (SIZE_RATIO). See `Calibration`."""
+    but the first only for a training text of comparable size (SIZE_RATIO). A row none of these
+    flag may still be a hit of the question + answer signal (`_question_answer`, against the
+    whole records `train_whole`). See `Calibration`."""
     from dedup_audit.detect.code_shape import code_shape, literal_skeleton, shape_similarity
     from dedup_audit.detect.faiss_index import knn_cross
 
@@ -471,6 +545,22 @@ def _embedding_hits(
             t_terms[a] = _terms(train_raw[ti[a]])
         return t_terms[a]
 
+    whole = train_whole if train_whole is not None else train_raw
+    qa = _question_answer(
+        [whole[i] for i in ti],
+        {
+            b: f"{ref_raw[j]}\n{ref_answers[j]}"
+            for b, j in enumerate(ri)
+            if not r_shape[b]
+            and 0 < _words(ref_answers[j]) <= ANSWER_WORDS
+            and "\n" not in ref_answers[j].strip()
+            and ref_answers[j] != ref_raw[j]
+        },
+        cfg,
+        encoder,
+        progress,
+        rate,
+    )
     pair_scores: dict[tuple[int, int], float] = {}
 
     def item_score(b1: int, b2: int) -> float:
@@ -525,10 +615,31 @@ def _embedding_hits(
     out: list[tuple[int, int, float]] = []
     by_signal: dict[str, int] = {}
     candidates = 0
+
+    def _qa_hit(a: int) -> bool:
+        """The question + answer signal for row `a`, under the same gates (floor, the item's
+        kind, comparable size); counted in `by_signal` when it flags."""
+        if a not in qa.best:
+            return False
+        b, cos = qa.best[a]
+        j, i = ri[b], ti[a]
+        if cos < max(CANDIDATE_FLOOR, qa.cut):
+            return False
+        if len(r_nums[b]) >= 3:
+            kept = len(r_nums[b] & _numbers(whole[i]))
+            if kept < KEPT_QUANTITIES * len(r_nums[b]):
+                return False
+        if _words(whole[i]) * SIZE_RATIO < _words(ref_raw[j]) + _words(ref_answers[j]):
+            return False
+        by_signal["question+answer"] = by_signal.get("question+answer", 0) + 1
+        return True
+
     for a in order:
         lst = ranked[a]
         best = lst[0]
         if best.cosine < CANDIDATE_FLOOR or not best.fits:
+            if _qa_hit(a):
+                out.append((ti[a], ri[qa.best[a][0]], qa.best[a][1]))
             continue
         candidates += 1
         i, j = ti[a], ri[best.item]
@@ -548,6 +659,8 @@ def _embedding_hits(
         ):
             signal = "answer"
         else:
+            if _qa_hit(a):
+                out.append((i, ri[qa.best[a][0]], qa.best[a][1]))
             continue
         by_signal[signal] = by_signal.get(signal, 0) + 1
         out.append((i, j, best.cosine))
@@ -566,6 +679,8 @@ def _embedding_hits(
         words_cut,
         len(sibling_list),
         shown,
+        qa.cut,
+        qa.items,
     )
     return out, calib
 
@@ -622,6 +737,8 @@ def find_against(
     if "minhash" in methods:
         found["minhash"] = _minhash_hits(t_norm, r_norm, mh_cfg, progress)
     if "embedding" in methods and semantic is not None:
+        from dedup_audit.detect.embed import embedding_text
+
         r_answers = [view_text(r.sample, "response") for r in reference.records]
         t_full = [view_text(r.sample, "full") for r in train.records]
         found["embedding"], calib = _embedding_hits(
@@ -635,6 +752,7 @@ def find_against(
             rate=false_flag_rate,
             name=name,
             ref_ids=[r.id for r in reference.records],
+            train_whole=[embedding_text(r.sample, "full") for r in train.records],
         )
         if calib is not None and calibrations is not None:
             calibrations.append(calib)

@@ -433,6 +433,11 @@ def terminal_summary(report: dict[str, Any], result: ScanResult | None = None) -
                     f" per clean row and signal ({cal['null_pairs']} unrelated pairs): "
                     f"{cal.get('score', 'cosine')} >= {cal['cosine_cut']:.3f}, margin >= "
                     f"{cal['margin_cut']:.3f} or term share >= {cal.get('words_cut', 1.0):.3f}"
+                    + (
+                        f"; question + answer >= {cal['question_answer_cut']:.3f}"
+                        if cal.get("question_answer_items")
+                        else ""
+                    )
                 )
                 if cal.get("sibling_pairs"):
                     a, b, _ = cal["siblings"][0]
