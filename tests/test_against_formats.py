@@ -270,6 +270,7 @@ def test_a_question_carried_with_its_answer_is_found(tmp_path: Path, model_cache
     assert hits == {(200, f"{ref.name}:12"), (201, f"{ref.name}:13")}
     (cal,) = result.against_calibration
     assert cal["flagged_by_signal"] == {"question+answer": 2}
-    assert cal["question_answer_items"] == 14 and 0.45 <= cal["question_answer_cut"] < 1.0
+    # 10 of the 14 answers have 3+ content words ("all of the above" says nothing alone)
+    assert cal["question_answer_items"] == 10 and 0.45 <= cal["question_answer_cut"] < 1.0
     text = terminal_summary(build_report(result), result)
     assert f"question + answer >= {cal['question_answer_cut']:.3f}" in text

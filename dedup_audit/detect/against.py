@@ -408,8 +408,9 @@ class _Candidate:
 
 ANSWER_WORDS = 30
 """The question + answer signal covers items whose answer is one line of at most this many
-words (a multiple-choice answer's text, as `answer_evidence`'s choice words): a rephrasing
-carries such an answer along with the question. Worked solutions (GSM8K: lines of steps, then
+words with 3 or more distinct content words (a multiple-choice answer's text, as
+`answer_evidence`'s choice words): a rephrasing carries such an answer along with the question,
+while "all of the above" says nothing without the choices. Worked solutions (GSM8K: lines of steps, then
 `#### n`) and programs are not: with them two different problems' records look alike (11 more
 GSM8K train rows flagged on the held-out set with every answer, 1 more with answers of at most
 30 words)."""
@@ -552,7 +553,8 @@ def _embedding_hits(
             b: f"{ref_raw[j]}\n{ref_answers[j]}"
             for b, j in enumerate(ri)
             if not r_shape[b]
-            and 0 < _words(ref_answers[j]) <= ANSWER_WORDS
+            and _words(ref_answers[j]) <= ANSWER_WORDS
+            and len(set(_CONTENT.findall(ref_answers[j].lower()))) >= 3
             and "\n" not in ref_answers[j].strip()
             and ref_answers[j] != ref_raw[j]
         },
@@ -583,11 +585,15 @@ def _embedding_hits(
         rate,
     )
 
+    # At the floor the cut is not set by the null (every candidate passes it), and "scores the
+    # floor" is no sign of a near-copy: siblings exist only above it.
+    sibling_cut = cut if cut > CANDIDATE_FLOOR else float("inf")
+
     def runners_up(lst: list[_Candidate]) -> list[_Candidate]:
         """The candidates after the best that are not its siblings (items that score the cut
         or more against it): a text that copies an item is as close to the item's near-copies
         in the reference, which are one item for the null and the margin."""
-        return [c for c in lst[1:] if item_score(lst[0].item, c.item) < cut]
+        return [c for c in lst[1:] if item_score(lst[0].item, c.item) < sibling_cut]
 
     null_top: list[float] = []
     null_margin: list[float] = []
@@ -604,7 +610,7 @@ def _embedding_hits(
                 j2, i = ri[second.item], ti[a]
                 answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
     sibling_list = sorted(
-        ((score, a, b) for (a, b), score in pair_scores.items() if score >= cut),
+        ((score, a, b) for (a, b), score in pair_scores.items() if score >= sibling_cut),
         key=lambda t: (-t[0], t[1], t[2]),
     )
     ids = ref_ids if ref_ids is not None else [str(j) for j in range(len(ref_raw))]
