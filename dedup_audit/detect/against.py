@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -156,6 +156,26 @@ first: worth knowing about a benchmark, and why a copy may be matched to an item
 
 SIBLING_ROUNDS = 10
 """Rounds of the sibling fixed point (`_sibling_cut`); the development sets settle in 2-4."""
+
+
+class _PairScores:
+    """Two reference items' score, computed once per pair (symmetric): the sibling test of the
+    null asks it for every row's best item against each runner-up."""
+
+    def __init__(self, score: Callable[[int, int], float]) -> None:
+        self._score = score
+        self._cache: dict[tuple[int, int], float] = {}
+
+    def __call__(self, a: int, b: int) -> float:
+        key = (min(a, b), max(a, b))
+        if key not in self._cache:
+            self._cache[key] = self._score(*key)
+        return self._cache[key]
+
+    def at_least(self, cut: float) -> list[tuple[float, int, int]]:
+        """(score, a, b) of the pairs asked about that score `cut` or more, strongest first."""
+        found = [(v, a, b) for (a, b), v in self._cache.items() if v >= cut]
+        return sorted(found, key=lambda t: (-t[0], t[1], t[2]))
 
 
 def _sibling_cut(scores: list[list[float]], pairs: list[list[float]], rate: float) -> float:
@@ -456,13 +476,7 @@ def _question_answer(
     order = sorted(ranked)
     for a in order:
         ranked[a].sort()
-    pair: dict[tuple[int, int], float] = {}
-
-    def item_score(q1: int, q2: int) -> float:
-        key = (min(q1, q2), max(q1, q2))
-        if key not in pair:
-            pair[key] = min(1.0, float(q_emb[q1] @ q_emb[q2]))
-        return pair[key]
+    item_score = _PairScores(lambda q1, q2: min(1.0, float(q_emb[q1] @ q_emb[q2])))
 
     cut = _sibling_cut(
         [[-c for c, _ in ranked[a][1:]] for a in order],
@@ -563,18 +577,16 @@ def _embedding_hits(
         progress,
         rate,
     )
-    pair_scores: dict[tuple[int, int], float] = {}
 
-    def item_score(b1: int, b2: int) -> float:
-        """Two reference items' score, as a training text's against an item (symmetric)."""
-        key = (min(b1, b2), max(b1, b2))
-        if key not in pair_scores:
-            score = min(1.0, float(r_emb[b1] @ r_emb[b2]))
-            if r_shape[b1] and r_shape[b2]:
-                score += shape_similarity(r_shape[b1], r_shape[b2])
-                score += shape_similarity(r_skel[b1], r_skel[b2])
-            pair_scores[key] = score
-        return pair_scores[key]
+    def pair_score(b1: int, b2: int) -> float:
+        """Two reference items' score, as a training text's against an item."""
+        score = min(1.0, float(r_emb[b1] @ r_emb[b2]))
+        if r_shape[b1] and r_shape[b2]:
+            score += shape_similarity(r_shape[b1], r_shape[b2])
+            score += shape_similarity(r_skel[b1], r_skel[b2])
+        return score
+
+    item_score = _PairScores(pair_score)
 
     for lst in ranked.values():
         lst.sort(key=lambda c: (-c.score, c.item))
@@ -609,10 +621,7 @@ def _embedding_hits(
                 null_words.append(overlap.share(second.item, terms_of(a)))
                 j2, i = ri[second.item], ti[a]
                 answer_null += answer_evidence(ref_raw[j2], ref_answers[j2], train_full[i])
-    sibling_list = sorted(
-        ((score, a, b) for (a, b), score in pair_scores.items() if score >= sibling_cut),
-        key=lambda t: (-t[0], t[1], t[2]),
-    )
+    sibling_list = item_score.at_least(sibling_cut)
     ids = ref_ids if ref_ids is not None else [str(j) for j in range(len(ref_raw))]
     shown = tuple((ids[ri[a]], ids[ri[b]], score) for score, a, b in sibling_list[:SIBLINGS_SHOWN])
     margin_cut = _quantile(null_margin, 1.0 - rate)
@@ -622,9 +631,9 @@ def _embedding_hits(
     by_signal: dict[str, int] = {}
     candidates = 0
 
-    def _qa_hit(a: int) -> bool:
+    def qa_hit(a: int) -> bool:
         """The question + answer signal for row `a`, under the same gates (floor, the item's
-        kind, comparable size); counted in `by_signal` when it flags."""
+        kind, comparable size)."""
         if a not in qa.best:
             return False
         b, cos = qa.best[a]
@@ -635,41 +644,42 @@ def _embedding_hits(
             kept = len(r_nums[b] & _numbers(whole[i]))
             if kept < KEPT_QUANTITIES * len(r_nums[b]):
                 return False
-        if _words(whole[i]) * SIZE_RATIO < _words(ref_raw[j]) + _words(ref_answers[j]):
-            return False
-        by_signal["question+answer"] = by_signal.get("question+answer", 0) + 1
-        return True
+        return _words(whole[i]) * SIZE_RATIO >= _words(ref_raw[j]) + _words(ref_answers[j])
 
-    for a in order:
-        lst = ranked[a]
-        best = lst[0]
-        if best.cosine < CANDIDATE_FLOOR or not best.fits:
-            if _qa_hit(a):
-                out.append((ti[a], ri[qa.best[a][0]], qa.best[a][1]))
-            continue
-        candidates += 1
+    def signal_of(a: int, best: _Candidate) -> str | None:
+        """Which of the best candidate's signals flags row `a` (None: none of them)."""
         i, j = ti[a], ri[best.item]
-        rest = runners_up(lst)
+        rest = runners_up(ranked[a])
         runner_up = rest[0].score if rest else -1.0
         sized = _words(train_raw[i]) * SIZE_RATIO >= _words(ref_raw[j])
         if best.score >= cut:
-            signal = "cosine"
-        elif sized and best.score - runner_up >= margin_cut:
-            signal = "margin"
-        elif sized and overlap.share(best.item, terms_of(a)) >= words_cut:
-            signal = "words"
-        elif (
+            return "cosine"
+        if sized and best.score - runner_up >= margin_cut:
+            return "margin"
+        if sized and overlap.share(best.item, terms_of(a)) >= words_cut:
+            return "words"
+        if (
             sized
             and answer_rate <= rate
             and answer_evidence(ref_raw[j], ref_answers[j], train_full[i])
         ):
-            signal = "answer"
+            return "answer"
+        return None
+
+    for a in order:
+        best = ranked[a][0]
+        signal = None
+        if best.cosine >= CANDIDATE_FLOOR and best.fits:
+            candidates += 1
+            signal = signal_of(a, best)
+        if signal is not None:
+            out.append((ti[a], ri[best.item], best.cosine))
+        elif qa_hit(a):
+            signal = "question+answer"
+            out.append((ti[a], ri[qa.best[a][0]], qa.best[a][1]))
         else:
-            if _qa_hit(a):
-                out.append((i, ri[qa.best[a][0]], qa.best[a][1]))
             continue
         by_signal[signal] = by_signal.get(signal, 0) + 1
-        out.append((i, j, best.cosine))
     calib = Calibration(
         name,
         rate,
